@@ -1,0 +1,31 @@
+"Shared fixtures: a synthetic task whose answer is known, and a real Pets learner trained on the offline sample."
+import warnings
+warnings.filterwarnings('ignore', category=FutureWarning)
+import pytest, torch
+from fastai.vision.all import set_seed
+from fastcam.all import *
+
+@pytest.fixture(scope='session')
+def synth(tmp_path_factory):
+    "A small GAP network trained on synthetic images (object colour decides the class, a white square distracts)"
+    set_seed(0)
+    dls = synthetic_dls(tmp_path_factory.mktemp('synth'), n=256, bs=32)
+    learn = synthetic_learner(dls)
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(4, 1e-2)
+    return learn
+
+@pytest.fixture(scope='session')
+def pets():
+    "The Pets images folder fastai's config points at (the offline sample in the test suite)"
+    return pets_images()
+
+@pytest.fixture(scope='session')
+def pets_probe(pets):
+    "efficientnet-lite0 ImageNet body (offline weights), frozen, with a GAP head trained one epoch on Pets at 192 px"
+    set_seed(42)
+    dls = pets_dls(pets, size=192, bs=32)
+    learn = pets_learner(dls, efficientnet_lite0, cam_head=True, train_bn=False)
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 1e-2)
+    return learn
+
+def hooks_left(model): return sum(len(m._forward_hooks)+len(m._forward_pre_hooks)+len(m._backward_hooks) for m in model.modules())

@@ -1,0 +1,32 @@
+"The instructors' command, end to end on the offline sample."
+import os, subprocess, sys, tempfile
+from pathlib import Path
+
+def _run(*args, env=None):
+    return subprocess.run(['fastcam-lecture', *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=900)
+
+def test_help():
+    r = _run('--help')
+    assert r.returncode == 0 and '--offline' in r.stdout and '--full' in r.stdout
+
+def test_small_run_writes_figures(tmp_path, pets):
+    r = _run('--offline', '--data', str(pets), '--size', '64', '--n', '48', '--grids', '6', '--out', str(tmp_path/'figs'), '--save', str(tmp_path/'cam.pkl'))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert '64px images, 48 images' in r.stdout and '--full' in r.stdout  # the settings are said on screen
+    assert sorted(o.name for o in (tmp_path/'figs').iterdir()) == [f'grid_{k}.png' for k in range(1,7)] + ['panel.png']
+    assert 'converted to RGB' in r.stdout  # the sample's GIF and RGBA files are files 129 and 139
+    assert 'Abyssinian_34.jpg' in r.stdout and 'Abyssinian_5.jpg' in r.stdout
+    r = _run('--load', str(tmp_path/'cam.pkl'), '--data', str(pets), '--grids', '1', '--out', str(tmp_path/'again'))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path/'again'/'grid_1.png').stat().st_size > 10_000
+
+def test_missing_weights_give_a_message_not_a_traceback(tmp_path, pets):
+    "Offline, resnet34's ImageNet weights cannot be downloaded: one clear line, no urllib traceback"
+    r = _run('--arch', 'resnet34', '--data', str(pets), '--size', '64', '--n', '16', '--out', str(tmp_path), env={'TORCH_HOME': str(tmp_path/'torch')})
+    assert r.returncode != 0
+    assert 'Could not download the ImageNet weights of resnet34' in r.stderr and 'efficientnet_lite0' in r.stderr
+    assert 'Traceback' not in r.stderr
+
+def test_missing_data_gives_a_message(tmp_path):
+    r = _run('--offline', '--data', str(tmp_path/'nowhere'), '--out', str(tmp_path))
+    assert r.returncode != 0 and 'No Pets images folder' in r.stderr and 'Traceback' not in r.stderr
