@@ -8,7 +8,7 @@ Weights are random (nothing is downloaded): speed does not depend on them."""
 import argparse, statistics, time, warnings
 warnings.filterwarnings('ignore')
 import numpy as np, torch
-from fastai.vision.all import first, PILImage, resnet34, resnet18, resnet50
+from fastai.vision.all import first, PILImage, resnet34, resnet18, resnet50, get_image_files
 from fastcam.all import *
 
 p = argparse.ArgumentParser(description=__doc__.split('\n')[0])

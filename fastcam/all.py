@@ -7,11 +7,13 @@ Docs: https://fastcam.github.io/fastcam/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/09_all.ipynb #797d4ca8
+# %% ../nbs/09_all.ipynb #e405b6e0
 from .core import *
 from .data import *
 from .learner import *
 from .cam import *
 from .show import *
+from .gradcam import *
 import fastcam.core as _core, fastcam.data as _data, fastcam.learner as _learner, fastcam.cam as _cam, fastcam.show as _show
-__all__ = [n for m in (_core, _data, _learner, _cam, _show) for n in m.__all__]
+import fastcam.gradcam as _gradcam
+__all__ = [n for m in (_core, _data, _learner, _cam, _show, _gradcam) for n in m.__all__]

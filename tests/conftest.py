@@ -8,11 +8,7 @@ from fastcam.all import *
 @pytest.fixture(scope='session')
 def synth(tmp_path_factory):
     "A small GAP network trained on synthetic images (object colour decides the class, a white square distracts)"
-    set_seed(0)
-    dls = synthetic_dls(tmp_path_factory.mktemp('synth'), n=256, bs=32)
-    learn = synthetic_learner(dls)
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(4, 1e-2)
-    return learn
+    return synthetic_trained(tmp_path_factory.mktemp('synth'))
 
 @pytest.fixture(scope='session')
 def pets():
