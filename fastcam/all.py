@@ -7,7 +7,7 @@ Docs: https://fastcam.github.io/fastcam/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/09_all.ipynb #e405b6e0
+# %% ../nbs/09_all.ipynb #b669d89f
 from .core import *
 from .data import *
 from .learner import *
