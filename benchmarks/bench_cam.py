@@ -5,11 +5,13 @@
 
 Every timing is the median of `--runs` runs, the methods interleaved so that they share the machine's state.
 Weights are random (nothing is downloaded): speed does not depend on them."""
-import argparse, statistics, time, warnings
+import argparse, sys, warnings, pathlib
 warnings.filterwarnings('ignore')
 import numpy as np, torch
 from fastai.vision.all import first, PILImage, resnet34, resnet18, resnet50, get_image_files
 from fastcam.all import *
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from timing import median_times
 
 p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
 p.add_argument('--arch', default='resnet34', choices=['resnet18', 'resnet34', 'resnet50', 'efficientnet_lite0'])
@@ -45,12 +47,7 @@ def seed_loop():
         catprob, dogprob = np.exp(a_)/(np.exp(a_)+np.exp(b_)), np.exp(b_)/(np.exp(a_)+np.exp(b_))
 
 fns = dict(forward=plain_forward, files_logits=files_to_logits, cam=fastcam_cam, seed=seed_loop)
-times = {k:[] for k in fns}
-for f in fns.values(): f()  # warm up
-for _ in range(a.runs):
-    for k,f in fns.items():
-        t = time.perf_counter(); f(); times[k].append(time.perf_counter()-t)
-med = {k:statistics.median(v) for k,v in times.items()}
+med = median_times(fns, a.runs)
 
 print(f"fastcam CAM benchmark: {a.arch} (random weights), {a.n} images at {a.size}px, CPU, {a.threads} threads, "
       f"torch {torch.__version__}, median of {a.runs} runs")

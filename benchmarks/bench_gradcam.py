@@ -6,7 +6,7 @@
 Same model (a fastai vision model with its default head, random weights: nothing is downloaded), same layer (default: the
 body's output) and same targets for every library; each timing is the median of `--runs` interleaved runs. Each library is
 constructed once, outside the timings, as a user would in a loop. The maps are also compared after min-max normalisation."""
-import argparse, statistics, time, warnings
+import argparse, sys, warnings, pathlib
 warnings.filterwarnings('ignore')
 import torch
 from fastai.vision.all import resnet18, resnet34, resnet50, get_image_files
@@ -14,6 +14,8 @@ from pytorch_grad_cam import GradCAM as PGC_GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torchcam.methods import GradCAM as TC_GradCAM
 from fastcam.all import *
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from timing import median_times
 from fastcam.gradcam import gradcam
 
 p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -54,12 +56,7 @@ def torchcam_gradcam():
     finally: tc._hooks_enabled = False
 
 fns = {'forward': plain_forward, 'fastcam': fastcam_gradcam, 'pytorch-grad-cam': pytorch_grad_cam, 'torchcam': torchcam_gradcam}
-times = {k:[] for k in fns}
-for f in fns.values(): f()  # warm up
-for _ in range(a.runs):
-    for k,f in fns.items():
-        t = time.perf_counter(); f(); times[k].append(time.perf_counter()-t)
-med = {k:statistics.median(v) for k,v in times.items()}
+med = median_times(fns, a.runs)
 
 ours = normalise(fastcam_gradcam())
 ref = _AtLayerSize(model, target_layers=[layer])
