@@ -7,13 +7,15 @@ Docs: https://fastcam.github.io/fastcam/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/09_all.ipynb #b669d89f
+# %% ../nbs/09_all.ipynb #baf26bef
 from .core import *
 from .data import *
 from .learner import *
 from .cam import *
 from .show import *
 from .gradcam import *
+from .inside import *
+from .localise import *
 import fastcam.core as _core, fastcam.data as _data, fastcam.learner as _learner, fastcam.cam as _cam, fastcam.show as _show
-import fastcam.gradcam as _gradcam
-__all__ = [n for m in (_core, _data, _learner, _cam, _show, _gradcam) for n in m.__all__]
+import fastcam.gradcam as _gradcam, fastcam.inside as _inside, fastcam.localise as _localise
+__all__ = [n for m in (_core, _data, _learner, _cam, _show, _gradcam, _inside, _localise) for n in m.__all__]
