@@ -2,6 +2,7 @@
 import warnings
 warnings.filterwarnings('ignore', category=FutureWarning)
 import pytest, torch
+import torch.nn.functional as F
 from fastai.vision.all import set_seed
 from fastcam.all import *
 
@@ -25,3 +26,15 @@ def pets_probe(pets):
     return learn
 
 def hooks_left(model): return sum(len(m._forward_hooks)+len(m._forward_pre_hooks)+len(m._backward_hooks) for m in model.modules())
+
+def points_at_object(maps, files, size=64):
+    "Does each map's maximum fall on the object? Feature maps: the peak cell overlaps the box; pixel maps: the peak pixel, after a light 9 px smoothing, is in it"
+    if maps.shape[-1] == size: maps = F.avg_pool2d(maps[:,None], 9, 1, 4)[:,0]
+    h, w = maps.shape[-2:]
+    cy, cx = size/h, size/w
+    res = []
+    for m,f in zip(maps, files):
+        i = int(m.flatten().argmax()); r, c = divmod(i, w)
+        x0,y0,x1,y1 = synthetic_box(f)
+        res.append(c*cx < x1 and (c+1)*cx > x0 and r*cy < y1 and (r+1)*cy > y0)
+    return res

@@ -7,7 +7,7 @@ from torch import nn
 from fastai.vision.all import Learner, create_head, load_learner
 from fastcam.all import *
 from fastcam.gradcam import *
-from conftest import hooks_left
+from conftest import hooks_left, points_at_object
 
 def corr(a, b): return np.corrcoef(a.flatten().numpy(), b.flatten().numpy())[0,1]
 
@@ -31,18 +31,6 @@ def test_batched_equals_per_image(synth, name):
     for i in range(len(x)):
         one = f(synth.model, x[i:i+1])
         assert (one.maps[0]-e.maps[i]).abs().max() <= 1e-4*max(1., e.maps[i].abs().max().item())
-
-def points_at_object(maps, files, size=64):
-    "Does each map's maximum fall on the object? Feature maps: the peak cell overlaps the box; pixel maps: the peak pixel, after a light 9 px smoothing, is in it"
-    if maps.shape[-1] == size: maps = F.avg_pool2d(maps[:,None], 9, 1, 4)[:,0]
-    h, w = maps.shape[-2:]
-    cy, cx = size/h, size/w
-    res = []
-    for m,f in zip(maps, files):
-        i = int(m.flatten().argmax()); r, c = divmod(i, w)
-        x0,y0,x1,y1 = synthetic_box(f)
-        res.append(c*cx < x1 and (c+1)*cx > x0 and r*cy < y1 and (r+1)*cy > y0)
-    return res
 
 @pytest.mark.parametrize('name', list(ALL))
 def test_every_method_peaks_on_the_object(synth, name):
