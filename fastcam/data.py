@@ -21,8 +21,8 @@ from fastai.vision.augment import Resize
 from fastai.vision.data import ImageDataLoaders
 
 # %% auto #0
-__all__ = ['synthetic_classes', 'label_func', 'is_offline', 'DownloadError', 'pets_path', 'pets_images', 'pets_dls', 'load_image',
-           'load_images', 'batch_of', 'synthetic_image', 'synthetic_box', 'synthetic_label', 'make_synthetic',
+__all__ = ['synthetic_classes', 'label_func', 'is_offline', 'DownloadError', 'pets_path', 'pets_images', 'pets_dls', 'open_image',
+           'open_images', 'batch_of', 'synthetic_image', 'synthetic_box', 'synthetic_label', 'make_synthetic',
            'synthetic_dls']
 
 # %% ../nbs/01_data.ipynb #557ceca7
@@ -88,7 +88,7 @@ def _checked(im:Image.Image, name:str, convert:bool)->PILImage:
     return PILImage(_to_rgb(im, name))
 
 # %% ../nbs/01_data.ipynb #1f762f10
-def load_image(item, convert:bool=False)->PILImage:
+def open_image(item, convert:bool=False)->PILImage:
     "Open `item` (a path, PIL image or (3,h,w) uint8/float tensor) as an RGB `PILImage`, refusing other modes unless `convert`"
     if isinstance(item, Tensor):
         if item.dim()!=3 or item.shape[0]!=3: raise ValueError(f"Image tensors must be (3, h, w), got {tuple(item.shape)}")
@@ -105,18 +105,18 @@ def load_image(item, convert:bool=False)->PILImage:
         raise ValueError(f"{item} is not a readable image ({e})") from None
 
 # %% ../nbs/01_data.ipynb #70a9dba0
-def load_images(items, convert:bool=False)->list:
-    "`load_image` each of `items` (one item or a list)"
+def open_images(items, convert:bool=False)->list:
+    "`open_image` each of `items` (one item or a list)"
     items = [items] if isinstance(items, (str, Path, Image.Image)) or (isinstance(items, Tensor) and items.dim()==3) else items
     if len(items)==0: raise ValueError("No images given")
-    return [load_image(o, convert) for o in items]
+    return [open_image(o, convert) for o in items]
 
 # %% ../nbs/01_data.ipynb #7837e3e7
 def batch_of(dls, items, convert:bool=False, bs:int|None=None):
     "The model input for `items` through `dls`'s test pipeline, in one batch, with a function decoding it to images"
     decode = lambda x: dls.decode((x,))[0]
     if isinstance(items, Tensor) and items.dim()==4: return items.to(dls.device), decode
-    ims = load_images(items, convert)
+    ims = open_images(items, convert)
     x = dls.test_dl(ims, bs=bs or len(ims), num_workers=0).one_batch()[0]  # one batch: worker processes would only add latency
     return x, decode
 

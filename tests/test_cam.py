@@ -74,8 +74,8 @@ def test_convert_is_explicit(synth, bad_files):
 @pytest.mark.parametrize('name', ['Abyssinian_34.jpg', 'Abyssinian_5.jpg'])
 def test_sample_gif_and_rgba(pets, name):
     "The sample's GIF and RGBA files (as in the full dataset) are refused as they are, accepted with convert=True"
-    with pytest.raises(ValueError, match='not an RGB image'): load_image(pets/name)
-    assert load_image(pets/name, convert=True).mode == 'RGB'
+    with pytest.raises(ValueError, match='not an RGB image'): open_image(pets/name)
+    assert open_image(pets/name, convert=True).mode == 'RGB'
 
 def test_state_restored_and_hooks_removed(synth):
     m = synth.model
