@@ -8,6 +8,15 @@ def _run(*args, env=None):
 def test_help():
     r = _run('--help')
     assert r.returncode == 0 and '--offline' in r.stdout and '--full' in r.stdout
+    r = subprocess.run(['fastcam-course', '--help'], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and all(o in r.stdout for o in ['--out', '--lectures', '--offline', '--full', '--seed', '--data'])
+
+def test_help_imports_nothing_heavy():
+    "`--help` answers at once: fastcam.cli imports fastai, torch, matplotlib, nbconvert... inside the functions that use them"
+    heavy = ['torch', 'fastai', 'matplotlib', 'numpy', 'pandas', 'scipy', 'sklearn', 'nbconvert', 'nbclient', 'nbformat', 'PIL']
+    code = f"import sys, fastcam.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == '[]', r.stdout + r.stderr
 
 def test_small_run_writes_figures(tmp_path, pets):
     r = _run('--offline', '--data', str(pets), '--size', '64', '--n', '48', '--grids', '6', '--out', str(tmp_path/'figs'), '--save', str(tmp_path/'cam.pkl'))
