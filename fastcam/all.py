@@ -7,15 +7,19 @@ Docs: https://fastcam.github.io/fastcam/all.html.md"""
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/11_all.ipynb #baf26bef
+# %% ../nbs/11_all.ipynb #5de2ef7c
 from .core import *
 from .data import *
+from .pets import *
 from .learner import *
-from .cam import *
+from .methods import *
 from .show import *
-from .gradcam import *
 from .inside import *
 from .localise import *
-import fastcam.core as _core, fastcam.data as _data, fastcam.learner as _learner, fastcam.cam as _cam, fastcam.show as _show
-import fastcam.gradcam as _gradcam, fastcam.inside as _inside, fastcam.localise as _localise
-__all__ = [n for m in (_core, _data, _learner, _cam, _show, _gradcam, _inside, _localise) for n in m.__all__]
+from .interpret import *
+from .cli import lecture_settings
+import fastcam.core as _core, fastcam.data as _data, fastcam.pets as _pets, fastcam.learner as _learner, fastcam.methods as _methods
+import fastcam.show as _show, fastcam.inside as _inside, fastcam.localise as _localise, fastcam.interpret as _interpret
+
+# %% ../nbs/11_all.ipynb #97e94752
+__all__ = [n for m in (_core, _data, _pets, _learner, _methods, _show, _inside, _localise, _interpret) for n in m.__all__] + ['lecture_settings']

@@ -5,6 +5,7 @@ import pytest, torch
 import torch.nn.functional as F
 from fastai.vision.all import set_seed
 from fastcam.all import *
+from fastcam.testing import *
 
 @pytest.fixture(scope='session')
 def synth(tmp_path_factory):
@@ -25,16 +26,10 @@ def pets_probe(pets):
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 1e-2)
     return learn
 
-def hooks_left(model): return sum(len(m._forward_hooks)+len(m._forward_pre_hooks)+len(m._backward_hooks) for m in model.modules())
-
-def points_at_object(maps, files, size=64):
-    "Does each map's maximum fall on the object? Feature maps: the peak cell overlaps the box; pixel maps: the peak pixel, after a light 9 px smoothing, is in it"
-    if maps.shape[-1] == size: maps = F.avg_pool2d(maps[:,None], 9, 1, 4)[:,0]
-    h, w = maps.shape[-2:]
-    cy, cx = size/h, size/w
-    res = []
-    for m,f in zip(maps, files):
-        i = int(m.flatten().argmax()); r, c = divmod(i, w)
-        x0,y0,x1,y1 = synthetic_box(f)
-        res.append(c*cx < x1 and (c+1)*cx > x0 and r*cy < y1 and (r+1)*cy > y0)
-    return res
+@pytest.fixture(autouse=True, scope='session')
+def no_tf32():
+    "On CUDA, cuDNN convolutions run in TF32 by default (about 1e-3 relative): tests that compare maps to 1e-5 need full float32"
+    conv, mm = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = conv, mm

@@ -6,7 +6,7 @@ from torch import nn
 from PIL import Image
 from fastai.vision.all import Learner, create_head, create_body, resnet18
 from fastcam.all import *
-from conftest import hooks_left, points_at_object
+from fastcam.testing import *
 
 
 def test_map_peaks_on_object(synth):
@@ -99,4 +99,4 @@ def test_plain_model_and_wrong_pooling(synth):
     ref = synth.cam(x)
     assert (cam(Plain(synth.model, nn.AdaptiveAvgPool2d(1)), x, body='features', fc='fc').class_maps - ref.class_maps).abs().max() < 1e-5
     with pytest.raises(ValueError, match='does not reproduce'): cam(Plain(synth.model, nn.AdaptiveMaxPool2d(1)), x, body='features', fc='fc')
-    with pytest.raises(KeyError, match="No layer named 'feature'.*close names"): cam(Plain(synth.model, nn.AdaptiveAvgPool2d(1)), x, body='feature', fc='fc')
+    with pytest.raises(ValueError, match="No layer named 'feature'.*close names"): cam(Plain(synth.model, nn.AdaptiveAvgPool2d(1)), x, body='feature', fc='fc')

@@ -5,9 +5,9 @@ from PIL import Image
 from torch import nn
 from fastai.vision.all import PILImage, PILMask, Resize, RandomResizedCrop, ImageDataLoaders
 from fastcam.all import *
-from fastcam.gradcam import *
+from fastcam.methods import *
 from fastcam.localise import *
-from conftest import hooks_left
+from fastcam.testing import *
 
 # ---- map -> box
 
