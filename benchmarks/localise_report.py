@@ -15,7 +15,7 @@ warnings.filterwarnings('ignore')
 import pandas as pd, torch
 from fastai.vision.all import set_seed
 from fastcam.all import *
-from fastcam.gradcam import *
+from fastcam.methods import *
 from fastcam.localise import *
 
 p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -27,16 +27,18 @@ p.add_argument('--curves-every', type=int, default=4, help='deletion/insertion o
 p.add_argument('--baseline', default='zeros', choices=['zeros', 'blur'], help='what deleted pixels become')
 p.add_argument('--no-finetune', action='store_true', help='skip the fine-tuned model (saves a few minutes)')
 p.add_argument('--threads', type=int, default=2); p.add_argument('--seed', type=int, default=42)
+p.add_argument('--device', default=None, help='cuda, cpu... (default: cuda when available, else cpu)')
 p.add_argument('--data', default=None, help="Pets folder (default: fastai's untar_data(URLs.PETS))")
 p.add_argument('--figure', default=None, help='save the worst cases per method to this image file')
 a = p.parse_args()
 torch.set_num_threads(a.threads)
+device = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
 t_start = time.perf_counter()
 
 split = pets_split(a.data)
 test = split['test'][:a.n] if a.n else split['test']
 set_seed(a.seed)
-dls = pets_split_dls(a.data, size=a.size, bs=a.bs, seed=a.seed)
+dls = pets_split_dls(a.data, size=a.size, bs=a.bs, seed=a.seed, device=device)
 dl = pets_eval_dl(dls, test, bs=a.bs)
 kw = dict(frac=a.frac, curves_every=a.curves_every or None, steps=a.steps, baseline=a.baseline)
 
@@ -65,7 +67,8 @@ def methods(learn, full=True):
     return ms
 
 print(f"Oxford-IIIT Pet at {pets_root(a.data)}: {len(split['trainval'])} trainval images (train/valid), "
-      f"{len(test)} test images (evaluated), {a.size} px, efficientnet-lite0 (ImageNet weights)", flush=True)
+      f"{len(test)} test images (evaluated), {a.size} px, efficientnet-lite0 (ImageNet weights), on {device} "
+      f"({torch.cuda.get_device_name(device) if device.type=='cuda' else str(a.threads)+' CPU threads'}), torch {torch.__version__}", flush=True)
 learn = train(False)
 rep = localise_report(learn, methods(learn), dl, **kw)
 tables = [rep.table]
@@ -82,7 +85,7 @@ curves = (f"deletion/insertion: AUC of the target probability over {a.steps} ste
           f"{a.curves_every}th test image ({len(range(0, len(test), a.curves_every))} images)") if a.curves_every else "no deletion/insertion"
 print(f"\nLocalisation on the {len(test)} Pets test images, in the model's {a.size} px input frame; pet = trimap pet + boundary; "
       f"boxes at {a.frac:.0%} of each map's max, largest component; CorLoc = share with IoU >= 0.5; {curves}; "
-      f"ms/img = time of the method's call per image ({a.threads} CPU threads); maps explain the predicted class.\n")
+      f"ms/img = time of the method's call per image on {device}, after a warm-up call, synchronised; maps explain the predicted class.\n")
 print(table.to_string(float_format=lambda v: f"{v:.3f}"))
 learned = table.drop(index=['centre Gaussian', 'random'])
 c = table.loc['centre Gaussian']

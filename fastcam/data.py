@@ -139,7 +139,7 @@ class BatchDecoder:
     def __call__(self, x:Tensor)->Tensor: return self.tfms.decode((TensorImage(x.detach().float().cpu()),))[0]
     def __repr__(self): return f"BatchDecoder({self.tfms})"
 
-# %% ../nbs/01_data.ipynb #0d961c1a
+# %% ../nbs/01_data.ipynb #23cf6fb0
 Batch = namedtuple('Batch', 'x decode names')
 
 def _valid(tfms:Pipeline)->Pipeline:
@@ -179,6 +179,9 @@ def to_batch(items, dls=None, model=None, convert:bool=False, threads:int|None=N
         names = [_name(o) if isinstance(o, (str, Path)) else f"image {i}" for i,o in enumerate(items)]
     if not isinstance(x, Tensor) or x.dim()!=4 or x.shape[0]==0:
         raise InputError(f"A model batch is (n, c, H, W) with n >= 1, got {tuple(getattr(x, 'shape', ()))}")
+    if not x.is_floating_point():
+        raise InputError(f"A model batch is floating point (normalised images), got {x.dtype}: pass the images as a list of "
+                         "(3, h, w) tensors, arrays or files to go through the learner's pipeline")
     return Batch(to_model(x, model) if model is not None else x, decode, names)
 
 # %% ../nbs/01_data.ipynb #7f356c04

@@ -90,7 +90,7 @@ def resolve_targets(targets, scores:Tensor, act:str, names=None)->Tensor:
         return int(t)
     return torch.tensor([idx(t) for t in ts], device=scores.device)
 
-# %% ../nbs/05_methods.ipynb #755d27bd
+# %% ../nbs/05_methods.ipynb #43c37f5e
 class Pass:
     "One explanation pass of `model` on batch `x`: runs it (hooked at a layer), fixes the targets, scores and differentiates them"
     def __init__(self, model:nn.Module, x:Tensor, targets=None, vocab=None, act:str|None=None):
@@ -100,8 +100,12 @@ class Pass:
 
     def run(self, layer:nn.Module|None=None, grad:bool=False, x:Tensor|None=None)->Tensor|None:
         "Run the model on `x` (default: the batch) and return `layer`'s output (a graph leaf with `grad`); the first run fixes the targets"
+        x = self.x if x is None else x
         with (Capture(layer, grad=grad) if layer is not None else nullcontext()) as h:
-            out = self.model(self.x if x is None else x)
+            try: out = self.model(x)
+            except torch.OutOfMemoryError: raise
+            except (RuntimeError, TypeError) as e:   # a batch the model cannot take (channels, size): say so in fastcam's terms
+                raise InputError(f"The model cannot run on a batch of shape {tuple(x.shape)} ({x.dtype}): {str(e).splitlines()[0]}") from e
         self.out = self.scored(out)
         if self.targets is None:
             self.scores = self.out.detach()
