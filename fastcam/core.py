@@ -46,7 +46,7 @@ def model_lock(model:nn.Module)->threading.RLock:
         if lock is None: lock = _locks[model] = threading.RLock()
         return lock
 
-# %% ../nbs/00_core.ipynb #001be3c5
+# %% ../nbs/00_core.ipynb #0977b380
 _inert_in_eval = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)   # their buffers do not change in eval mode
 
 @contextmanager
@@ -56,8 +56,8 @@ def preserve_state(model:nn.Module, eval:bool=True, requires_grad:bool|None=None
         mods = list(model.modules())
         modes = [m.training for m in mods]
         flags = [(p, p.requires_grad) for p in model.parameters()] if requires_grad is not None else []
-        bufs = [(b, b._version, b.clone()) for m in mods if not (eval and isinstance(m, _inert_in_eval))
-                for b in m.buffers(recurse=False)]
+        bufs = [(b, b._version, b.clone()) for m in mods if m._buffers and not (eval and isinstance(m, _inert_in_eval))
+                for b in m._buffers.values() if b is not None]
         try:
             if eval and any(modes): model.eval()
             for p,_ in flags: p.requires_grad_(requires_grad)
@@ -94,7 +94,7 @@ class Capture(Hook):
                                           "its output is ambiguous, hook the block that contains it instead")
         return self.stored
 
-# %% ../nbs/00_core.ipynb #1492d06e
+# %% ../nbs/00_core.ipynb #acc01b0a
 def find_layer(model:nn.Module, layer:nn.Module|str)->nn.Module:
     "The submodule of `model` given as a module or its name in `model.named_modules()`"
     if isinstance(layer, nn.Module):
@@ -109,6 +109,7 @@ def find_layer(model:nn.Module, layer:nn.Module|str)->nn.Module:
 
 def layer_name(model:nn.Module, layer:nn.Module)->str:
     "The name of `layer` in `model.named_modules()`"
+    if isinstance(model, nn.Sequential) and len(model) and layer is model[0]: return '0'   # a fastai body: no walk through the model
     return next((n for n,m in model.named_modules() if m is layer), type(layer).__name__)
 
 # %% ../nbs/00_core.ipynb #4e595223

@@ -153,7 +153,7 @@ def get_method(method)->Method:
     if method not in methods: raise InputError(f"Unknown method {method!r}; methods: {list(methods)}")
     return methods[method]
 
-# %% ../nbs/05_methods.ipynb #89f2d6ab
+# %% ../nbs/05_methods.ipynb #4c89c28b
 def _not_finite(p:Pass, i:int, model:nn.Module, name:str)->str:
     "Why image `i` gave non-finite values: its input, the model's weights, or the model's outputs"
     if not p.x[i].isfinite().all(): return f"{name}'s input contains NaN or infinite values"
@@ -166,15 +166,17 @@ def _finish(p:Pass, res, m:Method, model:nn.Module, names:list, decode)->Explana
     res = res if isinstance(res, dict) else dict(maps=res)
     n = len(p.x)
     class_maps = res.get('class_maps')
-    maps = res['maps'] if 'maps' in res else class_maps[torch.arange(n, device=class_maps.device), p.targets]
+    maps = res['maps'] if 'maps' in res else class_maps.gather(1, p.targets[:,None,None,None].expand(-1, 1, *class_maps.shape[-2:]))[:,0]
     if maps.dim()!=3 or len(maps)!=n: raise InputError(f"{m.title} made maps of shape {tuple(maps.shape)}, not (n, h, w)")
-    ok = p.scores.isfinite().all(1) & maps.flatten(1).isfinite().all(1)
-    flags = torch.cat([ok] + [c for c,_ in p.checks]).tolist()   # the one synchronisation
-    if not all(flags[:n]):
-        bad = [i for i in range(n) if not flags[i]]
+    total = wide(maps).sum() + wide(p.scores).sum()   # finite exactly when every value is (or an overflow, worth an error too)
+    flags = torch.cat([total.isfinite().reshape(1)] + [c for c,_ in p.checks]).tolist()   # the one synchronisation
+    if not flags[0]:
+        ok = (p.scores.isfinite().all(1) & maps.flatten(1).isfinite().all(1)).tolist()
+        bad = [i for i in range(n) if not ok[i]]
+        if not bad: raise NotFiniteError(f"{m.title} gave maps too large to add up in {wide(maps).dtype} (an overflow to infinity)")
         raise NotFiniteError(f"{m.title} gave NaN or infinite values for {len(bad)} image(s), first {names[bad[0]]}: "
                              f"{_not_finite(p, bad[0], model, names[bad[0]])}")
-    failed = next((msg for f,(_,msg) in zip(flags[n:], p.checks) if not f), None)
+    failed = next((msg for f,(_,msg) in zip(flags[1:], p.checks) if not f), None)
     if failed: raise InputError(failed)
     return Explanation(maps=wide(maps.detach()), targets=p.targets, probs=predictions(p.scores, p.act), x=p.x, vocab=p.names,
                        method=m.title, layer=res.get('layer', p.layer), decode=decode, act=p.act,
@@ -251,21 +253,23 @@ def cam_layers(model:nn.Module, body:nn.Module|str|None=None, fc:nn.Module|str|N
                          "or use Grad-CAM (`learn.gradcam(...)`), which explains any head")
     return (find_layer(model, body) if body is not None else b), lins[0]
 
-# %% ../nbs/05_methods.ipynb #b802052f
+# %% ../nbs/05_methods.ipynb #417ae754
 @register('CAM', grad=False)
 def cam(p:Pass, body=None, fc=None):
     "Class activation maps from one forward pass, for every class; `body`/`fc` name the feature and linear layers of other models"
+    named = body is not None or fc is not None
     body,fc = cam_layers(p.model, body, fc)
     if not isinstance(fc, nn.Linear): raise InputError(f"CAM's `fc` must be an nn.Linear layer, got {type(fc).__name__}")
     feats = p.run(body)
     if feats.dim()!=4: raise InputError(f"The feature layer outputs shape {tuple(feats.shape)}, not a (n, c, h, w) feature map")
     with torch.autocast(feats.device.type, enabled=False):
         cm = torch.einsum('ck,nkhw->nchw', wide(fc.weight), wide(feats))
-        out = wide(p.scores) if p.scores.shape[1]==fc.out_features else wide(p.scores[:,1:])   # a single sigmoid logit: (-u, u)
-        gap = (cm.mean((-2,-1)) + (wide(fc.bias) if fc.bias is not None else 0) - out).abs().amax()
-        tol = (1e-3 if wide(feats).dtype==feats.dtype else 3e-2)*out.abs().amax().clamp(min=1.)
-    p.check(gap<=tol, "CAM does not reproduce this model's scores: the layers between the feature layer and the linear layer "
-                      "are not global average pooling alone. Use Grad-CAM for this model")
+        if named:   # layers named by the user: check that only averaging lies between them (cam_layers checked a fastai head)
+            out = wide(p.scores) if p.scores.shape[1]==fc.out_features else wide(p.scores[:,1:])   # a single sigmoid logit: (-u, u)
+            gap = (cm.mean((-2,-1)) + (wide(fc.bias) if fc.bias is not None else 0) - out).abs().amax()
+            tol = (1e-3 if wide(feats).dtype==feats.dtype else 5e-2)*out.abs().amax().clamp(min=1.)
+            p.check(gap<=tol, "CAM does not reproduce this model's scores: the layers between the feature layer and the linear "
+                              "layer are not global average pooling alone. Use Grad-CAM for this model")
     return dict(class_maps=score_space(cm.flatten(2), p.act).view(len(cm), -1, *cm.shape[-2:]), layer=layer_name(p.model, body))
 
 # %% ../nbs/05_methods.ipynb #077fee08

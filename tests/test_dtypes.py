@@ -93,6 +93,7 @@ def test_model_and_dls_on_different_devices(synth, files, model_on, dls_on):
 def test_cuda_matches_cpu(synth, files):
     cpu, gpu = Learner(synth.dls, deepcopy(synth.model).cpu()), Learner(synth.dls, deepcopy(synth.model).cuda())
     for name in METHODS:
+        if name=='smoothgrad': continue   # its noise comes from the device's own generator: CPU and CUDA draw different noise
         ref, got = getattr(cpu, name)(files, **OPTS.get(name, {})), getattr(gpu, name)(files, **OPTS.get(name, {}))
         assert got.maps.device.type == 'cuda'
         assert (got.maps.cpu()-ref.maps.cpu()).abs().max() <= 1e-3*ref.maps.abs().max().cpu()

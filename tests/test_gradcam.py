@@ -9,7 +9,7 @@ from fastcam.all import *
 from fastcam.methods import *
 from fastcam.testing import *
 
-def corr(a, b): return np.corrcoef(a.flatten().numpy(), b.flatten().numpy())[0,1]
+def corr(a, b): return np.corrcoef(a.flatten().cpu().numpy(), b.flatten().cpu().numpy())[0,1]
 
 def test_gradcam_generalises_cam_on_pets(pets_probe):
     "Seed 003's proof on the real model: on GAP -> Linear, Grad-CAM is CAM up to a positive constant"
@@ -66,7 +66,7 @@ def test_agreement_with_pytorch_grad_cam_on_pets(pets_probe):
             finally:  # pytorch-grad-cam 1.5.7's release() fails on CPU views: remove its hooks ourselves
                 for hd in ref.activations_and_grads.handles: hd.remove()
                 ref.activations_and_grads.handles, ref.activations_and_grads.activations, ref.activations_and_grads.gradients = [], [], []
-            diff = (normalise(e.maps) - r).abs().max().item()
+            diff = (normalise(e.maps).cpu() - r).abs().max().item()
             print(f"{e.method} at {e.layer}: max |fastcam - pytorch-grad-cam| after min-max = {diff:.2e}")
             assert diff < 1e-4
 
@@ -99,7 +99,7 @@ def test_default_head_inplace_relu_frozen_exported(synth, tmp_path):
     std.export(tmp_path/'std.pkl')
     loaded = load_learner(tmp_path/'std.pkl')
     for p in loaded.model.parameters(): p.requires_grad_(False)
-    assert (loaded.gradcam(files).maps - e.maps).abs().max() < 1e-5
+    assert (loaded.gradcam(files).maps.cpu() - e.maps.cpu()).abs().max() < 1e-5   # load_learner loads on the CPU
     assert loaded.guided_gradcam(files).grads.shape == (4,3,64,64)
 
 def test_hooks_state_and_errors(synth):

@@ -33,6 +33,7 @@ def test_receptive_field_boxes_by_hand():
 
 def _grad_boxes(net, x, pos):
     "Bounding boxes of the input pixels on which each unit `(i, j)` of `pos` of `net`'s output depends (non-zero gradient)"
+    x = x.to(next(net.parameters()).device)
     xs = x.expand(len(pos), *x.shape[1:]).clone().requires_grad_()   # one copy of the image per unit: one backward pass
     with torch.enable_grad():
         out = net(xs)
@@ -149,7 +150,7 @@ def test_embeddings_are_pooled_body(pets_probe, pets_emb):
     assert pets_emb.names == [label_func(f) for f in files]
     x = to_batch(files[:3], pets_probe.dls).x
     with torch.no_grad(): body = pets_probe.model[0].eval()(x).mean((2,3))
-    assert (pets_emb.feats[:3]-body).abs().max() < 1e-4
+    assert (pets_emb.feats[:3]-body.cpu()).abs().max() < 1e-4
 
 def test_neighbour_of_dataset_image_is_itself(pets_probe, pets_emb):
     d,i = neighbours(pets_emb, list(range(24)), k=3)
@@ -199,8 +200,11 @@ def test_gradient_ascent_seeded_and_weights_untouched(synth):
     for p in m.parameters(): p.grad = None
     kw = dict(size=32, steps=5, init='random', progress=False)
     a, b, c = class_images(m, 0, seed=1, **kw), class_images(m, 0, seed=1, **kw), class_images(m, 0, seed=2, **kw)
-    assert torch.equal(a.images, b.images) and torch.equal(a.scores, b.scores)
-    assert not torch.equal(a.images, c.images)
+    if a.images.device.type=='cpu' and next(m.parameters()).device.type=='cpu':
+        assert torch.equal(a.images, b.images) and torch.equal(a.scores, b.scores)
+    else:   # cuDNN's convolution backward is not deterministic by default: the same seed agrees to rounding
+        assert torch.allclose(a.images, b.images, atol=1e-4) and torch.allclose(a.scores, b.scores, atol=1e-3)
+    assert not torch.allclose(a.images, c.images, atol=1e-2)
     assert all(p.grad is None for p in m.parameters())
 
 # ---------- hygiene and bad input

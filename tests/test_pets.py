@@ -34,5 +34,5 @@ def test_cam_matches_seed_einsum(pets_probe):
 def test_predictions_match_labels(pets_probe):
     "Predicted classes are right on most of the valid set, and each map's predicted class is the label"
     files = pets_probe.dls.valid_ds.items[:20]
-    e = pets_probe.cam(files)
+    e = pets_probe.cam(files, convert=True)   # the GPU recipe's subset keeps the sample's GIF among them
     assert sum(l==label_func(f) for l,f in zip(e.labels, files)) >= 19

@@ -163,7 +163,8 @@ def test_regression_learner(synth, files):
     assert two.gradcam(files[:1], targets=1).targets.tolist() == [1]
 
 def test_single_logit_binary_negative_class(synth, files):
-    one = nn.Sequential(deepcopy(synth.model[0]), gap_head(32, 1))
+    body = deepcopy(synth.model[0])
+    one = nn.Sequential(body, gap_head(32, 1).to(model_param(body).device))
     learn = Learner(synth.dls, one, loss_func=BCEWithLogitsLossFlat())
     pos, neg = learn.gradcam(files[:3], targets='red'), learn.gradcam(files[:3], targets='blue')
     assert (pos.labels, neg.labels) == (['red']*3, ['blue']*3)   # vocab ['blue', 'red']: 'red' is the logit u, 'blue' is -u
