@@ -153,7 +153,7 @@ def get_method(method)->Method:
     if method not in methods: raise InputError(f"Unknown method {method!r}; methods: {list(methods)}")
     return methods[method]
 
-# %% ../nbs/05_methods.ipynb #4c89c28b
+# %% ../nbs/05_methods.ipynb #9fc3fa38
 def _not_finite(p:Pass, i:int, model:nn.Module, name:str)->str:
     "Why image `i` gave non-finite values: its input, the model's weights, or the model's outputs"
     if not p.x[i].isfinite().all(): return f"{name}'s input contains NaN or infinite values"
@@ -168,8 +168,8 @@ def _finish(p:Pass, res, m:Method, model:nn.Module, names:list, decode)->Explana
     class_maps = res.get('class_maps')
     maps = res['maps'] if 'maps' in res else class_maps.gather(1, p.targets[:,None,None,None].expand(-1, 1, *class_maps.shape[-2:]))[:,0]
     if maps.dim()!=3 or len(maps)!=n: raise InputError(f"{m.title} made maps of shape {tuple(maps.shape)}, not (n, h, w)")
-    total = wide(maps).sum() + wide(p.scores).sum()   # finite exactly when every value is (or an overflow, worth an error too)
-    flags = torch.cat([total.isfinite().reshape(1)] + [c for c,_ in p.checks]).tolist()   # the one synchronisation
+    total = (maps.sum() + wide(p.scores).sum()).isfinite().reshape(1)   # finite exactly when every value is (or an overflow, worth an error)
+    flags = (torch.cat([total] + [c for c,_ in p.checks]) if p.checks else total).tolist()   # the one synchronisation
     if not flags[0]:
         ok = (p.scores.isfinite().all(1) & maps.flatten(1).isfinite().all(1)).tolist()
         bad = [i for i in range(n) if not ok[i]]
@@ -253,7 +253,7 @@ def cam_layers(model:nn.Module, body:nn.Module|str|None=None, fc:nn.Module|str|N
                          "or use Grad-CAM (`learn.gradcam(...)`), which explains any head")
     return (find_layer(model, body) if body is not None else b), lins[0]
 
-# %% ../nbs/05_methods.ipynb #417ae754
+# %% ../nbs/05_methods.ipynb #e842c847
 @register('CAM', grad=False)
 def cam(p:Pass, body=None, fc=None):
     "Class activation maps from one forward pass, for every class; `body`/`fc` name the feature and linear layers of other models"
@@ -262,8 +262,10 @@ def cam(p:Pass, body=None, fc=None):
     if not isinstance(fc, nn.Linear): raise InputError(f"CAM's `fc` must be an nn.Linear layer, got {type(fc).__name__}")
     feats = p.run(body)
     if feats.dim()!=4: raise InputError(f"The feature layer outputs shape {tuple(feats.shape)}, not a (n, c, h, w) feature map")
-    with torch.autocast(feats.device.type, enabled=False):
-        cm = torch.einsum('ck,nkhw->nchw', wide(fc.weight), wide(feats))
+    off = torch.autocast(feats.device.type, enabled=False) if torch.is_autocast_enabled(feats.device.type) else nullcontext()
+    with off:   # the maps in (at least) float32, whatever autocast computed the features in
+        n,k,h,w = feats.shape
+        cm = torch.matmul(wide(fc.weight), wide(feats).reshape(n, k, h*w)).view(n, -1, h, w)   # the lecture's einsum, batched
         if named:   # layers named by the user: check that only averaging lies between them (cam_layers checked a fastai head)
             out = wide(p.scores) if p.scores.shape[1]==fc.out_features else wide(p.scores[:,1:])   # a single sigmoid logit: (-u, u)
             gap = (cm.mean((-2,-1)) + (wide(fc.bias) if fc.bias is not None else 0) - out).abs().amax()
