@@ -70,7 +70,7 @@ def preserve_state(model:nn.Module, eval:bool=True, requires_grad:bool|None=None
                 for b,v,c in bufs:
                     if b._version!=v: b.copy_(c)
 
-# %% ../nbs/00_core.ipynb #4940db88
+# %% ../nbs/00_core.ipynb #f02d58d8
 class Capture(Hook):
     "fastai `Hook` keeping `m`'s output in `stored`; with `grad`, stored as a graph leaf for `torch.autograd.grad`"
     def __init__(self, m:nn.Module, grad:bool=False):
@@ -82,7 +82,7 @@ class Capture(Hook):
         self.calls += 1
         if not isinstance(output, Tensor):
             raise InputError(f"{self.name} returns {type(output).__name__}, not a tensor: hook a module that outputs a feature map")
-        if not self.grad: self.stored = output.detach(); return
+        if not self.grad: self.stored = output.detach() if output.requires_grad else output; return
         self.stored = output.detach().requires_grad_()
         return self.stored.clone()
 
@@ -188,10 +188,10 @@ def last_layer_at(model:nn.Module, x:Tensor, stride:int=16)->str:
     if not hits: raise InputError(f"No child of the body outputs {h}x{h} maps (input {tuple(x.shape[-2:])}, stride {stride})")
     return hits[-1]
 
-# %% ../nbs/00_core.ipynb #2f059656
+# %% ../nbs/00_core.ipynb #a2dca321
 def wide(t:Tensor)->Tensor:
-    "`t` in at least float32 (half and bfloat16 are widened, float64 kept)"
-    return t.to(torch.promote_types(t.dtype, torch.float32))
+    "`t` in at least float32 (half, bfloat16 and integers widened, float64 kept)"
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()   # no op at all in the common case: it runs on every call
 
 def upsample(maps:Tensor, size)->Tensor:
     "Bilinearly resize maps `(n,h,w)` or `(n,c,h,w)` to `size`"

@@ -214,9 +214,18 @@ class Patches:
             return out
         return [[crop(im, b) for im,b in zip(ims[c], boxes[c].tolist())] for c in range(len(ims))]
 
-# %% ../nbs/07_inside.ipynb #6241ff6c
-def top_patches(model:nn.Module, dl, layer, channels, k:int=9, per_image:bool=True, decode=None, progress:bool=True)->Patches:
-    "The `k` largest activations of each of `channels` of `layer` over an unshuffled `dl`, with their receptive fields"
+# %% ../nbs/07_inside.ipynb #116b0531
+def _inside_units(rf:ReceptiveField)->Tensor:
+    "Flat mask `(h*w,)` of the units whose whole receptive field lies within the image"
+    h,w = rf.shape
+    pos = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij'), -1).view(-1,2)
+    b,H,W = rf.boxes(pos, clip=False), *rf.in_size
+    ok = (b[:,0]>=0) & (b[:,1]>=0) & (b[:,2]<=W) & (b[:,3]<=H)
+    if not ok.any(): raise InputError(f"No unit of layer {rf.layer!r} sees a field inside the {H}x{W} image (fields are {rf.size[0]:g} px): use inside=False")
+    return ok
+
+def top_patches(model:nn.Module, dl, layer, channels, k:int=9, per_image:bool=True, inside:bool=False, decode=None, progress:bool=True)->Patches:
+    "The `k` largest activations of each of `channels` of `layer` over an unshuffled `dl`, with their receptive fields (`inside`: only units whose field lies within the image)"
     layer = find_layer(model, layer)
     chans = listify(channels)
     if not chans: raise InputError("No channels given")
@@ -234,8 +243,10 @@ def top_patches(model:nn.Module, dl, layer, channels, k:int=9, per_image:bool=Tr
             bad = [c for c in chans if not 0<=c<a.shape[1]]
             if bad: raise InputError(f"Channel {bad[0]} out of range: layer {layer_name(model, layer)!r} has {a.shape[1]} channels (0 to {a.shape[1]-1})")
             rf = receptive_field(model, layer, x)
+            allowed = _inside_units(rf) if inside else None
         n,_,h,w = a.shape
         a = a[:, chans].flatten(2).float().cpu()          # (n, channels, h*w)
+        if allowed is not None: a = a.masked_fill(~allowed, float('-inf'))
         if per_image:
             v,pos = a.max(2)
             v,pos,img = v.T, pos.T, (seen+torch.arange(n))[None].expand(len(chans), n)

@@ -26,7 +26,7 @@ __all__ = ['methods', 'relu_rules', 'activation_of', 'default_activation', 'scor
            'saliency', 'smoothgrad', 'guided_backprop', 'deconvnet', 'guided_gradcam', 'occlusion', 'fuse_maps',
            'multi_layer', 'flip_average']
 
-# %% ../nbs/05_methods.ipynb #9ac2af74
+# %% ../nbs/05_methods.ipynb #505a19bb
 _acts = {'identity': lambda t: t, 'softmax': lambda t: t.softmax(-1), 'sigmoid': torch.sigmoid}
 
 def activation_of(loss_func)->str|None:
@@ -43,12 +43,12 @@ def default_activation(n_out:int)->str:
     return 'softmax' if n_out>1 else 'sigmoid'
 
 def score_space(out:Tensor, act:str)->Tensor:
-    "Scores `(n, k)` of every class: the outputs, with a single sigmoid logit `u` read as two classes `(-u, u)`"
+    "Scores `(n, k, ...)` of every class: the outputs, with a single sigmoid logit `u` read as two classes `(-u, u)` (also maps `(n, 1, h, w)`)"
     return torch.cat([-out, out], 1) if act=='sigmoid' and out.shape[1]==1 else out
 
 def predictions(scores:Tensor, act:str)->Tensor:
     "What the learner predicts from `scores`: probabilities (softmax, sigmoid) or values (identity), in at least float32"
-    return _acts[act](wide(scores.detach()))
+    return _acts[act](wide(scores.detach() if scores.requires_grad else scores))
 
 # %% ../nbs/05_methods.ipynb #f3b813a6
 def sigmoid_probs(logits:Tensor)->Tensor:
@@ -90,7 +90,7 @@ def resolve_targets(targets, scores:Tensor, act:str, names=None)->Tensor:
         return int(t)
     return torch.tensor([idx(t) for t in ts], device=scores.device)
 
-# %% ../nbs/05_methods.ipynb #43c37f5e
+# %% ../nbs/05_methods.ipynb #51b81466
 class Pass:
     "One explanation pass of `model` on batch `x`: runs it (hooked at a layer), fixes the targets, scores and differentiates them"
     def __init__(self, model:nn.Module, x:Tensor, targets=None, vocab=None, act:str|None=None):
@@ -108,7 +108,7 @@ class Pass:
                 raise InputError(f"The model cannot run on a batch of shape {tuple(x.shape)} ({x.dtype}): {str(e).splitlines()[0]}") from e
         self.out = self.scored(out)
         if self.targets is None:
-            self.scores = self.out.detach()
+            self.scores = self.out.detach() if self.out.requires_grad else self.out
             self.names = class_names(self.vocab, self.scores.shape[1], self.act)
             self.targets = resolve_targets(self.target_spec, self.scores, self.act, self.names)
         return h.output if layer is not None else None
@@ -153,7 +153,7 @@ def get_method(method)->Method:
     if method not in methods: raise InputError(f"Unknown method {method!r}; methods: {list(methods)}")
     return methods[method]
 
-# %% ../nbs/05_methods.ipynb #9fc3fa38
+# %% ../nbs/05_methods.ipynb #332b84ba
 def _not_finite(p:Pass, i:int, model:nn.Module, name:str)->str:
     "Why image `i` gave non-finite values: its input, the model's weights, or the model's outputs"
     if not p.x[i].isfinite().all(): return f"{name}'s input contains NaN or infinite values"
@@ -166,11 +166,11 @@ def _finish(p:Pass, res, m:Method, model:nn.Module, names:list, decode)->Explana
     res = res if isinstance(res, dict) else dict(maps=res)
     n = len(p.x)
     class_maps = res.get('class_maps')
-    maps = res['maps'] if 'maps' in res else class_maps.gather(1, p.targets[:,None,None,None].expand(-1, 1, *class_maps.shape[-2:]))[:,0]
+    maps = res['maps'] if 'maps' in res else class_maps.gather(1, p.targets.view(-1,1,1,1).expand(-1, 1, *class_maps.shape[-2:]))[:,0]
     if maps.dim()!=3 or len(maps)!=n: raise InputError(f"{m.title} made maps of shape {tuple(maps.shape)}, not (n, h, w)")
-    total = (maps.sum() + wide(p.scores).sum()).isfinite().reshape(1)   # finite exactly when every value is (or an overflow, worth an error)
-    flags = (torch.cat([total] + [c for c,_ in p.checks]) if p.checks else total).tolist()   # the one synchronisation
-    if not flags[0]:
+    total = maps.sum() + wide(p.scores).sum()   # finite exactly when every value is (or an overflow, worth an error too)
+    flags = (torch.cat([total.view(1)] + [c.to(total.dtype) for c,_ in p.checks]) if p.checks else total.view(1)).tolist()   # the one synchronisation
+    if not math.isfinite(flags[0]):
         ok = (p.scores.isfinite().all(1) & maps.flatten(1).isfinite().all(1)).tolist()
         bad = [i for i in range(n) if not ok[i]]
         if not bad: raise NotFiniteError(f"{m.title} gave maps too large to add up in {wide(maps).dtype} (an overflow to infinity)")
@@ -178,10 +178,10 @@ def _finish(p:Pass, res, m:Method, model:nn.Module, names:list, decode)->Explana
                              f"{_not_finite(p, bad[0], model, names[bad[0]])}")
     failed = next((msg for f,(_,msg) in zip(flags[1:], p.checks) if not f), None)
     if failed: raise InputError(failed)
-    return Explanation(maps=wide(maps.detach()), targets=p.targets, probs=predictions(p.scores, p.act), x=p.x, vocab=p.names,
+    detached = lambda t: None if t is None else wide(t.detach() if t.requires_grad else t)
+    return Explanation(maps=detached(maps), targets=p.targets, probs=predictions(p.scores, p.act), x=p.x, vocab=p.names,
                        method=m.title, layer=res.get('layer', p.layer), decode=decode, act=p.act,
-                       class_maps=None if class_maps is None else wide(class_maps.detach()),
-                       grads=None if res.get('grads') is None else wide(res['grads'].detach()))
+                       class_maps=detached(class_maps), grads=detached(res.get('grads')))
 
 # %% ../nbs/05_methods.ipynb #9b173e24
 def _autocast(x:Tensor, dtype):
@@ -253,7 +253,7 @@ def cam_layers(model:nn.Module, body:nn.Module|str|None=None, fc:nn.Module|str|N
                          "or use Grad-CAM (`learn.gradcam(...)`), which explains any head")
     return (find_layer(model, body) if body is not None else b), lins[0]
 
-# %% ../nbs/05_methods.ipynb #e842c847
+# %% ../nbs/05_methods.ipynb #a5b68cbb
 @register('CAM', grad=False)
 def cam(p:Pass, body=None, fc=None):
     "Class activation maps from one forward pass, for every class; `body`/`fc` name the feature and linear layers of other models"
@@ -264,15 +264,15 @@ def cam(p:Pass, body=None, fc=None):
     if feats.dim()!=4: raise InputError(f"The feature layer outputs shape {tuple(feats.shape)}, not a (n, c, h, w) feature map")
     off = torch.autocast(feats.device.type, enabled=False) if torch.is_autocast_enabled(feats.device.type) else nullcontext()
     with off:   # the maps in (at least) float32, whatever autocast computed the features in
-        n,k,h,w = feats.shape
-        cm = torch.matmul(wide(fc.weight), wide(feats).reshape(n, k, h*w)).view(n, -1, h, w)   # the lecture's einsum, batched
+        W = wide(fc.weight)
+        cm = F.conv2d(wide(feats), W.view(*W.shape, 1, 1))   # the lecture's einsum for the whole batch: a 1x1 convolution by W
         if named:   # layers named by the user: check that only averaging lies between them (cam_layers checked a fastai head)
             out = wide(p.scores) if p.scores.shape[1]==fc.out_features else wide(p.scores[:,1:])   # a single sigmoid logit: (-u, u)
             gap = (cm.mean((-2,-1)) + (wide(fc.bias) if fc.bias is not None else 0) - out).abs().amax()
             tol = (1e-3 if wide(feats).dtype==feats.dtype else 5e-2)*out.abs().amax().clamp(min=1.)
             p.check(gap<=tol, "CAM does not reproduce this model's scores: the layers between the feature layer and the linear "
                               "layer are not global average pooling alone. Use Grad-CAM for this model")
-    return dict(class_maps=score_space(cm.flatten(2), p.act).view(len(cm), -1, *cm.shape[-2:]), layer=layer_name(p.model, body))
+    return dict(class_maps=score_space(cm, p.act), layer=layer_name(p.model, body))
 
 # %% ../nbs/05_methods.ipynb #077fee08
 def layer_grads(p:Pass, layer=None)->tuple:
