@@ -28,7 +28,8 @@ def test_threads_take_turns(synth, files, name):
     before = state_of(m)
     try:
         with ThreadPoolExecutor(4) as ex: outs = list(ex.map(lambda _: run(synth, name, files).maps, range(16)))
-        assert all(torch.equal(o, serial) for o in outs)
+        same = torch.equal if serial.device.type=='cpu' else (lambda a,b: torch.allclose(a, b, rtol=1e-5, atol=1e-7))
+        assert all(same(o, serial) for o in outs)   # on CUDA, cuDNN's backward may round differently from run to run
         assert_same_state(state_of(m), before)
         assert hooks_left(m) == 0
     finally: m.eval()
