@@ -102,12 +102,15 @@ def grad_image(g:Tensor)->Tensor:
 
 # %% ../nbs/06_show.ipynb #93842f7b
 _picture_methods = ('guided_backprop', 'deconvnet', 'guided_gradcam')
+_pixel_methods = ('saliency', 'smoothgrad')   # maps of single pixels: drawn up to their 99th percentile, or a few pixels hide the rest
 default_methods = ('cam', 'gradcam', 'gradcam_pp', 'layercam', 'smoothgrad', 'occlusion', 'guided_backprop', 'guided_gradcam')
 
 def _supports(learn, name)->bool:
     if name!='cam': return True
     try: cam_layers(learn.model); return True
     except FastcamError: return False
+
+def _top(m:Tensor, q:float=0.99)->float: return plain(m).float().flatten().quantile(q).item()
 
 def compare_methods(learn:Learner, items, methods=None, options:dict|None=None, convert:bool=False, size:float=2.4, save=None):
     "Grid: a row per image of `items`, the image then a column per method (names, or title -> `f(learn, x)`); each method batched"
@@ -125,6 +128,7 @@ def compare_methods(learn:Learner, items, methods=None, options:dict|None=None, 
         for c,(k,e) in enumerate(expls.items(), 1):
             ax, f = axs[r*cols+c], fs[k]
             if isinstance(f, str) and f in _picture_methods: show_image(grad_image(e.grads[r:r+1])[0], ax=ax)
+            elif isinstance(f, str) and f in _pixel_methods: show_cam(ims[r], e.maps[r], ax=ax, vmin=0, vmax=_top(e.maps[r]))
             else: show_cam(ims[r], e.maps[r], ax=ax)
             if r==0: ax.set_title(k)
     for ax in axs: ax.title.set_fontsize(9)
