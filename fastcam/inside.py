@@ -30,7 +30,7 @@ def channel_order(acts:Tensor, n:int|None=None, most_active:bool=False)->Tensor:
     "Indices of `n` channels of one image's activations `(c,h,w)`: the first ones, or the most active (largest mean) first"
     if acts.dim()!=3: raise InputError(f"Activations of one image `(c, h, w)` expected, got shape {tuple(acts.shape)}")
     n = acts.shape[0] if n is None else min(n, acts.shape[0])
-    return acts.float().mean((1,2)).argsort(descending=True)[:n] if most_active else torch.arange(n)
+    return acts.float().mean((1,2)).argsort(descending=True)[:n] if most_active else torch.arange(n, device=acts.device)
 
 def show_features(acts:Tensor, n:int=16, most_active:bool=False, img=None, ncols:int|None=None, size:float=2.,
                   cmap:str='viridis', title:str|None=None, save=None, **kwargs):

@@ -73,19 +73,29 @@ class LossMaps:
         return [f"{pl}/{al} / {l:.2f} / {pr:.2f}" for pl,al,l,pr in zip(p.labels, a.labels, self.losses.tolist(), p.target_probs.tolist())]
 
 @patch
-def loss_maps(self:ClassificationInterpretation, idxs, method=None, **options)->LossMaps:
-    "Maps of `method` (default: CAM for a GAP head, else Grad-CAM) of items `idxs` of `self.dl`, for their predicted and their actual class"
+def _loss_batch(self:ClassificationInterpretation, idxs)->tuple:
+    "Indices, batch, predicted and actual classes and items of `idxs` of `self.dl` (one forward pass, to predict)"
     idxs = torch.as_tensor(idxs if isinstance(idxs, Tensor) else listify(idxs)).long().flatten().cpu()
     if not len(idxs): raise InputError("No images to explain (empty idxs)")
-    learn = self.learn
     ims, actual = _samples(self.dl, idxs.tolist())
-    x = to_batch(ims, learn.dls, learn.model).x
-    pred = learn.explain(x, prediction).targets
-    e = learn.explain(torch.cat([x, x]), ifnone(method, default_method(learn.model)), targets=torch.cat([pred, actual.to(pred.device)]), **options)
+    x = to_batch(ims, self.learn.dls, self.learn.model).x
+    pred = self.learn.explain(x, prediction).targets
     items = getattr(self.dl, 'items', None)
     items = list(getattr(items, 'iloc', L(items))[idxs.tolist()]) if items is not None else None
+    return idxs, x, pred, actual.to(pred.device), items
+
+@patch
+def _explain_losses(self:ClassificationInterpretation, batch:tuple, method, **options)->LossMaps:
+    "`LossMaps` of a `_loss_batch`: one call of `method` on the images twice, for the predicted then the actual classes"
+    idxs, x, pred, actual, items = batch
+    e = self.learn.explain(torch.cat([x, x]), method, targets=torch.cat([pred, actual]), **options)
     n = len(idxs)
     return LossMaps(idxs, plain(self.losses)[idxs], e[:n], e[n:], items)
+
+@patch
+def loss_maps(self:ClassificationInterpretation, idxs, method=None, **options)->LossMaps:
+    "Maps of `method` (default: CAM for a GAP head, else Grad-CAM) of items `idxs` of `self.dl`, for their predicted and their actual class"
+    return self._explain_losses(self._loss_batch(idxs), ifnone(method, default_method(self.learn.model)), **options)
 
 # %% ../nbs/09_interpret.ipynb #64e33f47
 def show_loss_maps(lms, size:float=2.4, title:str|None='Prediction/Actual/Loss/Probability', save=None, **kwargs):
@@ -104,8 +114,12 @@ def show_loss_maps(lms, size:float=2.4, title:str|None='Prediction/Actual/Loss/P
     if title: fig.suptitle(title)
     return _done(fig, save)
 
-def _methods(learn, method)->list:
-    return [default_method(learn.model)] if method is None else listify(method)
+@patch
+def _plot_loss_maps(self:ClassificationInterpretation, idxs, method, options:dict|None, size:float, **kwargs):
+    "Draw the `LossMaps` of `idxs` for each of `method` (a name or a list), predicting the images once for all of them"
+    b, opts = self._loss_batch(idxs), options or {}
+    ms = [default_method(self.learn.model)] if method is None else listify(method)
+    return show_loss_maps([self._explain_losses(b, m, **opts.get(m, {})) for m in ms], size, **kwargs)
 
 @patch
 def plot_top_losses_maps(self:ClassificationInterpretation, k=9, method=None, largest:bool=True, options:dict|None=None,
@@ -116,8 +130,7 @@ def plot_top_losses_maps(self:ClassificationInterpretation, k=9, method=None, la
         if not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k>=1):
             raise InputError(f"k is a number of images (at least 1) or a list of ranks, got {k!r}")
         losses,idx = self.top_losses(min(int(k), len(self.losses)), largest)
-    opts = options or {}
-    return show_loss_maps([self.loss_maps(idx, m, **opts.get(m, {})) for m in _methods(self.learn, method)], size, save=save, **kwargs)
+    return self._plot_loss_maps(idx, method, options, size, save=save, **kwargs)
 
 # %% ../nbs/09_interpret.ipynb #4e1a2404
 @patch
@@ -148,10 +161,9 @@ def plot_confused_maps(self:ClassificationInterpretation, min_val:int=1, k:int=3
     "The `k` worst images of each `most_confused(min_val)` pair, each with `method`'s maps for its predicted and its actual class"
     pairs = self.confused_idxs(min_val, k)[:max_pairs]
     if not pairs: raise InputError(f"No pair of classes is confused {min_val} times or more: lower min_val")
-    idx, opts = torch.cat([o[3] for o in pairs]), options or {}
     head = 'Most confused (actual → predicted, count): ' + ', '.join(f"{a} → {p} ({n})" for a,p,n,_ in pairs)
-    return show_loss_maps([self.loss_maps(idx, m, **opts.get(m, {})) for m in _methods(self.learn, method)], size,
-                          title=head+'\nPrediction/Actual/Loss/Probability', save=save, **kwargs)
+    return self._plot_loss_maps(torch.cat([o[3] for o in pairs]), method, options, size,
+                                title=head+'\nPrediction/Actual/Loss/Probability', save=save, **kwargs)
 
 # %% ../nbs/09_interpret.ipynb #8771f803
 @contextmanager
