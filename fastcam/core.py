@@ -46,36 +46,48 @@ def model_lock(model:nn.Module)->threading.RLock:
         if lock is None: lock = _locks[model] = threading.RLock()
         return lock
 
-# %% ../nbs/00_core.ipynb #0977b380
+# %% ../nbs/00_core.ipynb #b4e2b47f
 _inert_in_eval = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)   # their buffers do not change in eval mode
+
+def _walk_state(model:nn.Module, eval:bool)->tuple:
+    "Each module of `model` once, their modes, and copies of the buffers a forward pass may change"
+    mods, seen = [model], {model}
+    for m in mods:   # breadth first, growing the list it reads: `nn.Module.modules()` nests a generator per module, 4x slower
+        for c in m._modules.values():
+            if c is not None and c not in seen: seen.add(c); mods.append(c)
+    bufs = [(b, b._version, b.clone()) for m in mods if m._buffers and not (eval and isinstance(m, _inert_in_eval))
+            for b in m._buffers.values() if b is not None]
+    return mods, [m.training for m in mods], bufs
 
 @contextmanager
 def preserve_state(model:nn.Module, eval:bool=True, requires_grad:bool|None=None):
     "Under `model`'s lock: eval mode (and parameters' `requires_grad` set), restoring modes, flags and changed buffers on exit"
     with model_lock(model):
-        mods = list(model.modules())
-        modes = [m.training for m in mods]
-        flags = [(p, p.requires_grad) for p in model.parameters()] if requires_grad is not None else []
-        bufs = [(b, b._version, b.clone()) for m in mods if m._buffers and not (eval and isinstance(m, _inert_in_eval))
-                for b in m._buffers.values() if b is not None]
+        mods, modes, bufs = _walk_state(model, eval)
+        flags = [(p, p.requires_grad) for m in mods for p in m._parameters.values() if p is not None] if requires_grad is not None else []
         try:
             if eval and any(modes): model.eval()
             for p,_ in flags: p.requires_grad_(requires_grad)
             yield model
         finally:
-            for m,t in zip(mods, modes):
-                if m.training!=t: m.training = t   # only where it changed: nn.Module's __setattr__ is slow
+            if [m.training for m in mods]!=modes:   # one comparison in the common case: nothing was in training mode
+                for m,t in zip(mods, modes):
+                    if m.training!=t: m.training = t   # only where it changed: nn.Module's __setattr__ is slow
             for p,f in flags: p.requires_grad_(f)
-            with torch.no_grad():
-                for b,v,c in bufs:
-                    if b._version!=v: b.copy_(c)
+            if bufs:
+                with torch.no_grad():
+                    for b,v,c in bufs:
+                        if b._version!=v: b.copy_(c)
 
-# %% ../nbs/00_core.ipynb #f02d58d8
+# %% ../nbs/00_core.ipynb #55850873
 class Capture(Hook):
     "fastai `Hook` keeping `m`'s output in `stored`; with `grad`, stored as a graph leaf for `torch.autograd.grad`"
     def __init__(self, m:nn.Module, grad:bool=False):
         self.grad,self.calls,self.name,self.thread = grad,0,type(m).__name__,threading.get_ident()
-        super().__init__(m, None, detach=not grad)
+        # what fastai's `Hook.__init__` sets, without its `store_attr` (which inspects the caller's frame): a hook is set on
+        # every call, before the model runs, so on a GPU its cost adds to the call's (benchmarks/bench_host.py)
+        self.hook_func,self.detach,self.cpu,self.gather = None,not grad,False,False
+        self.hook,self.stored,self.removed = m.register_forward_hook(self.hook_fn),None,False
 
     def hook_fn(self, module, input, output):
         if threading.get_ident()!=self.thread: return
@@ -94,7 +106,7 @@ class Capture(Hook):
                                           "its output is ambiguous, hook the block that contains it instead")
         return self.stored
 
-# %% ../nbs/00_core.ipynb #acc01b0a
+# %% ../nbs/00_core.ipynb #7305b342
 def find_layer(model:nn.Module, layer:nn.Module|str)->nn.Module:
     "The submodule of `model` given as a module or its name in `model.named_modules()`"
     if isinstance(layer, nn.Module):
@@ -109,13 +121,15 @@ def find_layer(model:nn.Module, layer:nn.Module|str)->nn.Module:
 
 def layer_name(model:nn.Module, layer:nn.Module)->str:
     "The name of `layer` in `model.named_modules()`"
-    if isinstance(model, nn.Sequential) and len(model) and layer is model[0]: return '0'   # a fastai body: no walk through the model
+    if isinstance(model, nn.Sequential):   # a fastai body: named without a walk through the model
+        name, first = next(model.named_children(), (None, None))
+        if layer is first: return name
     return next((n for n,m in model.named_modules() if m is layer), type(layer).__name__)
 
-# %% ../nbs/00_core.ipynb #4e595223
+# %% ../nbs/00_core.ipynb #6614e443
 def is_body_head(model:nn.Module)->bool:
     "Whether `model` is a fastai vision model `Sequential(body, head)` (a body with layers of its own)"
-    return isinstance(model, nn.Sequential) and len(model)==2 and len(list(model[0].children()))>0
+    return isinstance(model, nn.Sequential) and len(model)==2 and next(next(model.children()).children(), None) is not None
 
 def body_head(model:nn.Module)->tuple:
     "The `(body, head)` of a fastai vision model `Sequential(body, head)` (torchvision, timm or custom body)"

@@ -153,7 +153,7 @@ def get_method(method)->Method:
     if method not in methods: raise InputError(f"Unknown method {method!r}; methods: {list(methods)}")
     return methods[method]
 
-# %% ../nbs/05_methods.ipynb #332b84ba
+# %% ../nbs/05_methods.ipynb #64c34515
 def _not_finite(p:Pass, i:int, model:nn.Module, name:str)->str:
     "Why image `i` gave non-finite values: its input, the model's weights, or the model's outputs"
     if not p.x[i].isfinite().all(): return f"{name}'s input contains NaN or infinite values"
@@ -161,29 +161,34 @@ def _not_finite(p:Pass, i:int, model:nn.Module, name:str)->str:
     if not p.scores[i].isfinite().all(): return f"the model's outputs for {name} are not finite (overflow?)"
     return f"the maps of {name} are not finite (overflow in the method's arithmetic?)"
 
-def _finish(p:Pass, res, m:Method, model:nn.Module, names:list, decode)->Explanation:
-    "Check a rule's result `res` and package it as an `Explanation`"
+def _package(p:Pass, res, m:Method, decode)->tuple:
+    "The `Explanation` of a rule's result `res`, and the flags that say whether it is finite and the rule's checks hold (not read yet)"
     res = res if isinstance(res, dict) else dict(maps=res)
-    n = len(p.x)
     class_maps = res.get('class_maps')
     maps = res['maps'] if 'maps' in res else class_maps.gather(1, p.targets.view(-1,1,1,1).expand(-1, 1, *class_maps.shape[-2:]))[:,0]
-    if maps.dim()!=3 or len(maps)!=n: raise InputError(f"{m.title} made maps of shape {tuple(maps.shape)}, not (n, h, w)")
+    if maps.dim()!=3 or len(maps)!=len(p.x): raise InputError(f"{m.title} made maps of shape {tuple(maps.shape)}, not (n, h, w)")
     total = maps.sum() + wide(p.scores).sum()   # finite exactly when every value is (or an overflow, worth an error too)
-    flags = (torch.cat([total.view(1)] + [c.to(total.dtype) for c,_ in p.checks]) if p.checks else total.view(1)).tolist()   # the one synchronisation
+    flags = torch.cat([total.view(1)] + [c.to(total.dtype) for c,_ in p.checks]) if p.checks else total.view(1)
+    detached = lambda t: None if t is None else wide(t.detach() if t.requires_grad else t)
+    e = Explanation(maps=detached(maps), targets=p.targets, probs=predictions(p.scores, p.act), x=p.x, vocab=p.names,
+                    method=m.title, layer=res.get('layer', p.layer), decode=decode, act=p.act,
+                    class_maps=detached(class_maps), grads=detached(res.get('grads')))
+    return e, flags
+
+def _checked(e:Explanation, flags:Tensor, p:Pass, m:Method, model:nn.Module, names:list)->Explanation:
+    "`e`, once its `flags` say its values are finite and the rule's checks hold: reading them is the call's one synchronisation"
+    flags = flags.tolist()
     if not math.isfinite(flags[0]):
-        ok = (p.scores.isfinite().all(1) & maps.flatten(1).isfinite().all(1)).tolist()
-        bad = [i for i in range(n) if not ok[i]]
-        if not bad: raise NotFiniteError(f"{m.title} gave maps too large to add up in {wide(maps).dtype} (an overflow to infinity)")
+        ok = (p.scores.isfinite().all(1) & e.maps.flatten(1).isfinite().all(1)).tolist()
+        bad = [i for i in range(len(ok)) if not ok[i]]
+        if not bad: raise NotFiniteError(f"{m.title} gave maps too large to add up in {e.maps.dtype} (an overflow to infinity)")
         raise NotFiniteError(f"{m.title} gave NaN or infinite values for {len(bad)} image(s), first {names[bad[0]]}: "
                              f"{_not_finite(p, bad[0], model, names[bad[0]])}")
     failed = next((msg for f,(_,msg) in zip(flags[1:], p.checks) if not f), None)
     if failed: raise InputError(failed)
-    detached = lambda t: None if t is None else wide(t.detach() if t.requires_grad else t)
-    return Explanation(maps=detached(maps), targets=p.targets, probs=predictions(p.scores, p.act), x=p.x, vocab=p.names,
-                       method=m.title, layer=res.get('layer', p.layer), decode=decode, act=p.act,
-                       class_maps=detached(class_maps), grads=detached(res.get('grads')))
+    return e
 
-# %% ../nbs/05_methods.ipynb #9b173e24
+# %% ../nbs/05_methods.ipynb #91269e65
 def _autocast(x:Tensor, dtype):
     return torch.autocast(x.device.type, dtype=dtype) if dtype is not None else nullcontext()
 
@@ -192,13 +197,14 @@ def explain(model:nn.Module, items, method='gradcam', targets=None, dls=None, vo
     "Explain `model`'s scores on `items` (files, images or a batch) with `method`, for `targets` (default: predicted)"
     m = get_method(method)
     if vocab is None: vocab = getattr(dls, 'vocab', None) if dls is not None else None
-    with torch.inference_mode(False):   # a caller's inference mode would forbid gradients, and make tensors no graph can use
+    # a caller's inference mode would forbid gradients, and make tensors no graph can use
+    with torch.inference_mode(False) if torch.is_inference_mode_enabled() else nullcontext():
         x,decode,names = to_batch(items, dls, model, convert)
         if x.is_inference(): x = x.clone()
         with preserve_state(model, requires_grad=False if m.grad else None), torch.set_grad_enabled(m.grad), _autocast(x, autocast):
             p = Pass(model, x, targets, vocab, act)
-            res = m.rule(p, **options)
-            return _finish(p, res, m, model, names, decode)
+            e, flags = _package(p, m.rule(p, **options), m, decode)
+        return _checked(e, flags, p, m, model, names)   # on a GPU the kernels still run while the model's state is restored
 
 # %% ../nbs/05_methods.ipynb #322e21df
 def amp_dtype(learn:Learner)->torch.dtype|None:

@@ -95,8 +95,16 @@ def test_occlusion_covers_every_pixel(synth, files, patch, stride):
 # (5) NaN or inf
 @pytest.mark.parametrize('name', ALL)
 def test_nan_input_named(synth, files, name):
+    "The error names the image, and comes after the model's state is back (modes, flags, buffers, no hooks left)"
     x = to_batch(files, synth.dls).x.clone(); x[2,0,5,5] = float('nan')
-    with pytest.raises(NotFiniteError, match="image 2's input contains NaN"): run(synth, name, x)
+    m = synth.model
+    m.train()
+    before = state_of(m)
+    try:
+        with pytest.raises(NotFiniteError, match="image 2's input contains NaN"): run(synth, name, x)
+        assert_same_state(state_of(m), before)
+        assert hooks_left(m) == 0
+    finally: m.eval()
 
 def test_nan_weights_and_cam_selfcheck(synth, files):
     bad = deepcopy(synth)

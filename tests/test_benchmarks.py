@@ -1,0 +1,27 @@
+"""The benchmark scripts run as shipped and print their report: run here on the CPU with tiny settings, this checks that they
+work (the timings themselves are measured by running the scripts, never asserted)"""
+import subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+def bench(script:str, *args)->str:
+    "The output of `benchmarks/script` run on the CPU with `args`"
+    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/script), '--device', 'cpu', *args], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+def test_bench_host():
+    out = bench('bench_host.py', '--reps', '3', '--warmup', '1')
+    assert 'device    cpu = ' in out and 'resnet34 (119 modules)' in out and 'narrow (175 modules)' in out
+    for name in ('cam', 'gradcam'):
+        assert out.count(f"\n  {name}: ") == 2 and f"{name}(model, x)" in out
+
+@pytest.mark.parametrize('script,ratios', [
+    ('bench_cam.py', ['batched CAM / plain forward', 'files -> maps / fastai get_preds', 'lecture loop / files -> maps']),
+    ('bench_gradcam.py', ['fastcam Grad-CAM / torchcam', 'fastcam Grad-CAM / pytorch-grad-cam'])])
+def test_bench_ratios(script, ratios):
+    out = bench(script, '--bs', '2', '--size', '64', '--reps', '1', '--warmup', '0')
+    assert 'device    cpu = ' in out
+    for r in ratios: assert f"\n  {r}" in out, r
