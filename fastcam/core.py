@@ -46,13 +46,13 @@ def model_lock(model:nn.Module)->threading.RLock:
         if lock is None: lock = _locks[model] = threading.RLock()
         return lock
 
-# %% ../nbs/00_core.ipynb #b4e2b47f
+# %% ../nbs/00_core.ipynb #941785f3
 _inert_in_eval = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)   # their buffers do not change in eval mode
 
 def _walk_state(model:nn.Module, eval:bool)->tuple:
     "Each module of `model` once, their modes, and copies of the buffers a forward pass may change"
     mods, seen = [model], {model}
-    for m in mods:   # breadth first, growing the list it reads: `nn.Module.modules()` nests a generator per module, 4x slower
+    for m in mods:   # breadth first, growing the list it reads (`nn.Module.modules()` nests a generator per module: slower)
         for c in m._modules.values():
             if c is not None and c not in seen: seen.add(c); mods.append(c)
     bufs = [(b, b._version, b.clone()) for m in mods if m._buffers and not (eval and isinstance(m, _inert_in_eval))
