@@ -179,7 +179,7 @@ def test_single_logit_binary_negative_class(synth, files):
     assert (pos.labels, neg.labels) == (['red']*3, ['blue']*3)   # vocab ['blue', 'red']: 'red' is the logit u, 'blue' is -u
     c = learn.cam(files[:3], targets=0)
     assert torch.allclose(c.class_maps[:,0], -c.class_maps[:,1])
-    assert torch.allclose(neg.probs.sum(1), torch.ones(3))
+    assert torch.allclose(neg.probs.sum(1), torch.ones_like(neg.probs[:,0]))
     assert not torch.allclose(pos.maps, neg.maps)
 
 # minor findings
