@@ -79,15 +79,12 @@ def preserve_state(model:nn.Module, eval:bool=True, requires_grad:bool|None=None
                     for b,v,c in bufs:
                         if b._version!=v: b.copy_(c)
 
-# %% ../nbs/00_core.ipynb #55850873
+# %% ../nbs/00_core.ipynb #f02d58d8
 class Capture(Hook):
     "fastai `Hook` keeping `m`'s output in `stored`; with `grad`, stored as a graph leaf for `torch.autograd.grad`"
     def __init__(self, m:nn.Module, grad:bool=False):
         self.grad,self.calls,self.name,self.thread = grad,0,type(m).__name__,threading.get_ident()
-        # what fastai's `Hook.__init__` sets, without its `store_attr` (which inspects the caller's frame): a hook is set on
-        # every call, before the model runs, so on a GPU its cost adds to the call's (benchmarks/bench_host.py)
-        self.hook_func,self.detach,self.cpu,self.gather = None,not grad,False,False
-        self.hook,self.stored,self.removed = m.register_forward_hook(self.hook_fn),None,False
+        super().__init__(m, None, detach=not grad)
 
     def hook_fn(self, module, input, output):
         if threading.get_ident()!=self.thread: return

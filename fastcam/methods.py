@@ -153,7 +153,7 @@ def get_method(method)->Method:
     if method not in methods: raise InputError(f"Unknown method {method!r}; methods: {list(methods)}")
     return methods[method]
 
-# %% ../nbs/05_methods.ipynb #64c34515
+# %% ../nbs/05_methods.ipynb #822d71a9
 def _not_finite(p:Pass, i:int, model:nn.Module, name:str)->str:
     "Why image `i` gave non-finite values: its input, the model's weights, or the model's outputs"
     if not p.x[i].isfinite().all(): return f"{name}'s input contains NaN or infinite values"
@@ -167,12 +167,12 @@ def _package(p:Pass, res, m:Method, decode)->tuple:
     class_maps = res.get('class_maps')
     maps = res['maps'] if 'maps' in res else class_maps.gather(1, p.targets.view(-1,1,1,1).expand(-1, 1, *class_maps.shape[-2:]))[:,0]
     if maps.dim()!=3 or len(maps)!=len(p.x): raise InputError(f"{m.title} made maps of shape {tuple(maps.shape)}, not (n, h, w)")
-    total = maps.sum() + wide(p.scores).sum()   # finite exactly when every value is (or an overflow, worth an error too)
-    flags = torch.cat([total.view(1)] + [c.to(total.dtype) for c,_ in p.checks]) if p.checks else total.view(1)
     detached = lambda t: None if t is None else wide(t.detach() if t.requires_grad else t)
     e = Explanation(maps=detached(maps), targets=p.targets, probs=predictions(p.scores, p.act), x=p.x, vocab=p.names,
                     method=m.title, layer=res.get('layer', p.layer), decode=decode, act=p.act,
                     class_maps=detached(class_maps), grads=detached(res.get('grads')))
+    total = e.maps.sum() + wide(p.scores).sum()   # finite exactly when every value is (or an overflow, worth an error too)
+    flags = torch.cat([total.view(1)] + [c.to(total.dtype) for c,_ in p.checks]) if p.checks else total.view(1)
     return e, flags
 
 def _checked(e:Explanation, flags:Tensor, p:Pass, m:Method, model:nn.Module, names:list)->Explanation:
