@@ -21,7 +21,7 @@ def tiny_lectures(d):
     nbformat.write(new_notebook(cells=[
         new_markdown_cell("# A tiny lecture\n\n> Maths, a figure and a seeded number"),
         new_markdown_cell(r"The score is $y_c = \sum_k w_{ck} F_k$, and $$\alpha^c_k = \frac{1}{Z}\sum_{i,j} A^k_{ij}$$ while `$HOME` is code."),
-        new_code_cell("#| hide\nfrom fastcam.cli import lecture_settings\nimport random, numpy as np, matplotlib.pyplot as plt"),
+        new_code_cell("#| hide\nfrom fastcam.course import lecture_settings\nimport random, numpy as np, matplotlib.pyplot as plt"),
         new_code_cell("s = lecture_settings()\nprint(s.offline, s.full, s.seed, random.random(), np.random.rand())"),
         new_code_cell("plt.plot(np.random.rand(5));"),
         new_markdown_cell("## Next\n\nSee [this lecture](01_tiny.ipynb), [this section](#Next) and [the web](https://docs.fast.ai).")]), d/'01_tiny.ipynb')
