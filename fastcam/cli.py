@@ -6,16 +6,22 @@ Docs: https://fastcam.github.io/fastcam/cli.html.md"""
 
 # %% ../nbs/12_cli.ipynb #78b8137e
 from __future__ import annotations
-import os, time, tempfile, warnings
+import os, sys, time, tempfile, warnings
 from fastcore.script import call_parse
 from .course import *
 from .course import _flag, _pets_home
 
 # %% auto #0
-__all__ = ['fastcam_lecture', 'fastcam_course']
+__all__ = ['stop', 'fastcam_lecture', 'fastcam_course']
 
 # %% ../nbs/12_cli.ipynb #6405c23c
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)  # raised by fastai.layers at import
+
+# %% ../nbs/12_cli.ipynb #bc5547c7
+def stop(cmd:str, msg:str, code:int=2):
+    "Stop command `cmd` with one line on stderr, `cmd: msg`: exit code 2 for usage errors, 1 for failures while working"
+    print(f"{cmd}: {' '.join(str(msg).split())}", file=sys.stderr)
+    raise SystemExit(code)
 
 # %% ../nbs/12_cli.ipynb #0347f677
 @call_parse
