@@ -1,4 +1,4 @@
-"""The commands: `fastcam-lecture` trains the lecture's model and writes its figures; `fastcam-course` runs every lecture and writes the course. Each parses its arguments and calls `fastcam.course`
+"""The commands: `fastcam-lecture` trains the lecture's model and writes its figures; `fastcam-course` runs every lecture and writes the course; `fastcam-maps` explains a folder of images with an exported learner. Each parses its arguments and calls the module that does the work
 
 Docs: https://fastcam.github.io/fastcam/cli.html.md"""
 
@@ -7,12 +7,13 @@ Docs: https://fastcam.github.io/fastcam/cli.html.md"""
 # %% ../nbs/12_cli.ipynb #78b8137e
 from __future__ import annotations
 import os, sys, time, tempfile, warnings
+from typing import Annotated
 from fastcore.script import call_parse
 from .course import *
 from .course import _flag, _pets_home
 
 # %% auto #0
-__all__ = ['stop', 'fastcam_lecture', 'fastcam_course']
+__all__ = ['stop', 'fastcam_lecture', 'fastcam_course', 'fastcam_maps']
 
 # %% ../nbs/12_cli.ipynb #6405c23c
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)  # raised by fastai.layers at import
@@ -77,3 +78,28 @@ def fastcam_course(
             build_course(out, lectures, path, offline, full, seed, timeout, env)
         except (LectureError, FileNotFoundError, ValueError) as e: raise SystemExit(f"fastcam-course: {e}") from None
     print(f"done in {time.time()-t:.0f}s")
+
+# %% ../nbs/12_cli.ipynb #4dd24fc0
+@call_parse
+def fastcam_maps(
+    learner:str,  # A learner exported by learn.export (.pkl; a pickle runs code when loaded: only files you trust)
+    items:Annotated[str, "Image files, or folders searched for images", {'nargs': '+'}],
+    out:str='maps',  # Folder for the map store and its contact sheet index.html (a new folder, or a store to finish)
+    method:str='gradcam',  # The method: gradcam, cam, layercam, ... (fastcam.methods.methods)
+    layer:str=None,  # The layer to explain, by name; default: the method's own (the body's output)
+    targets:str=None,  # A class name (or index) to explain for every image; default: the predicted class
+    bs:int=32,  # Batch size
+    workers:int=None,  # DataLoader worker processes; default: the learner's
+    cpu:bool=False,  # Run on the CPU even when there is a GPU
+    sheet:int=100,  # Images on the contact sheet
+):
+    "Explain images with an exported fastai learner: write a map store (resumable; one per torchrun job) and its contact sheet"
+    t = time.time()
+    try:
+        from fastcam.maps import maps_job
+        from fastcam.core import FastcamError
+    except ImportError as e: stop('fastcam-maps', f"{e}: install fastcam with its dependencies", 1)
+    if targets is not None and targets.lstrip('-').isdigit(): targets = int(targets)
+    try: maps_job(learner, items, out, method, bs, workers, layer, targets, cpu, sheet)
+    except FastcamError as e: stop('fastcam-maps', e, 2)
+    if int(os.environ.get('RANK', '0') or 0)==0: print(f"done in {time.time()-t:.0f}s")

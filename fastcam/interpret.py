@@ -26,7 +26,7 @@ from .methods import Method, cam_layers
 from .show import show_cam, prob_title, _figure, _done
 
 # %% auto #0
-__all__ = ['prediction', 'default_method', 'LossMaps', 'show_loss_maps', 'kept_rng', 'item_labels', 'MapsRecorder']
+__all__ = ['prediction', 'default_method', 'LossMaps', 'show_loss_maps', 'item_labels', 'MapsRecorder']
 
 # %% ../nbs/09_interpret.ipynb #1cb9e155
 def default_method(model)->str:
@@ -164,17 +164,6 @@ def plot_confused_maps(self:ClassificationInterpretation, min_val:int=1, k:int=3
     head = 'Most confused (actual → predicted, count): ' + ', '.join(f"{a} → {p} ({n})" for a,p,n,_ in pairs)
     return self._plot_loss_maps(torch.cat([o[3] for o in pairs]), method, options, size,
                                 title=head+'\nPrediction/Actual/Loss/Probability', save=save, **kwargs)
-
-# %% ../nbs/09_interpret.ipynb #8771f803
-@contextmanager
-def kept_rng():
-    "Restore python's, numpy's, torch's CPU and (when initialised) CUDA random states after the block"
-    py, npy, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
-    try: yield
-    finally:
-        random.setstate(py); np.random.set_state(npy); torch.set_rng_state(cpu)
-        if cuda is not None: torch.cuda.set_rng_state_all(cuda)
 
 # %% ../nbs/09_interpret.ipynb #42434fe9
 def item_labels(dls, items)->Tensor:
