@@ -286,6 +286,17 @@ class Explanation:
         "A copy with `kwargs` changed"
         return dataclasses.replace(self, **kwargs)
 
+    @classmethod
+    def cat(cls, expls)->Explanation:
+        "One `Explanation` of the images of `expls` (of one method, in order): what batch-by-batch callers put together"
+        expls = list(expls)
+        if not expls: raise InputError("No explanations to put together")
+        return expls[0].replace(**{k: torch.cat([getattr(e, k) for e in expls]) for k in _per_image if getattr(expls[0], k) is not None})
+
+    def cpu(self)->Explanation:
+        "A copy with every tensor on the CPU"
+        return self.replace(**{k: getattr(self, k).cpu() for k in _per_image if getattr(self, k) is not None})
+
     @property
     def labels(self)->list:
         "Names (or indices) of the explained classes"
