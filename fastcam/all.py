@@ -17,9 +17,10 @@ from .show import *
 from .inside import *
 from .localise import *
 from .interpret import *
+from .maps import *
 from .course import lecture_settings
 import fastcam.core as _core, fastcam.data as _data, fastcam.pets as _pets, fastcam.learner as _learner, fastcam.methods as _methods
-import fastcam.show as _show, fastcam.inside as _inside, fastcam.localise as _localise, fastcam.interpret as _interpret
+import fastcam.show as _show, fastcam.inside as _inside, fastcam.localise as _localise, fastcam.interpret as _interpret, fastcam.maps as _maps
 
 # %% ../nbs/13_all.ipynb #97e94752
-__all__ = [n for m in (_core, _data, _pets, _learner, _methods, _show, _inside, _localise, _interpret) for n in m.__all__] + ['lecture_settings']
+__all__ = [n for m in (_core, _data, _pets, _learner, _methods, _show, _inside, _localise, _interpret, _maps) for n in m.__all__] + ['lecture_settings']

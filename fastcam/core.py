@@ -6,11 +6,11 @@ Docs: https://fastcam.github.io/fastcam/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #33a06cfa
 from __future__ import annotations
-import dataclasses, difflib, threading, weakref
+import dataclasses, difflib, numbers, random, threading, weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
-import torch, torch.nn.functional as F
+import numpy as np, torch, torch.nn.functional as F
 from torch import nn, Tensor
 from fastcore.basics import ifnone
 from fastai.callback.hook import Hook, Hooks
@@ -20,7 +20,8 @@ from fastprogress.fastprogress import progress_bar
 # %% auto #0
 __all__ = ['FastcamError', 'InputError', 'TargetError', 'NotFiniteError', 'model_lock', 'preserve_state', 'Capture', 'find_layer',
            'layer_name', 'is_body_head', 'body_head', 'spatial_layer', 'layers', 'model_param', 'to_model',
-           'activations', 'last_layer_at', 'wide', 'upsample', 'normalise', 'pbar', 'plain', 'to_images', 'Explanation']
+           'activations', 'last_layer_at', 'wide', 'upsample', 'normalise', 'pbar', 'kept_rng', 'plain', 'to_images',
+           'image_index', 'Explanation']
 
 # %% ../nbs/00_core.ipynb #b7cd63aa
 class FastcamError(Exception):
@@ -221,6 +222,17 @@ def pbar(it, display:bool=True, **kwargs):
     "A fastprogress bar over `it`, or `it` itself when not `display`ed"
     return progress_bar(it, **kwargs) if display else it
 
+# %% ../nbs/00_core.ipynb #8771f803
+@contextmanager
+def kept_rng():
+    "Restore python's, numpy's, torch's CPU and (when initialised) CUDA random states after the block"
+    py, npy, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    try: yield
+    finally:
+        random.setstate(py); np.random.set_state(npy); torch.set_rng_state(cpu)
+        if cuda is not None: torch.cuda.set_rng_state_all(cuda)
+
 # %% ../nbs/00_core.ipynb #dd48c825
 def plain(t)->Tensor:
     "`t` as a plain detached CPU tensor (fastai's `TensorImage`/`TensorMask` subclasses dropped)"
@@ -234,6 +246,24 @@ def to_images(x:Tensor, decode=None)->Tensor:
 
 # %% ../nbs/00_core.ipynb #146f9005
 _per_image = ('maps', 'targets', 'probs', 'x', 'class_maps', 'grads')
+
+def image_index(i, n:int):
+    "`i` as an index that keeps the image dimension of `n` images: a list for an integer-like (Python, numpy, 0-d tensor), a slice, a 1-d index or boolean tensor"
+    if isinstance(i, slice): return i
+    if isinstance(i, (bool, np.bool_)): raise InputError(f"Select images with an integer, a slice or a list of indices, not the boolean {i!r}")
+    if isinstance(i, (np.ndarray, Tensor)) and i.ndim==0: i = i.item()
+    if isinstance(i, numbers.Integral):
+        if not -n<=int(i)<n: raise InputError(f"Image {int(i)} out of range: there are {n} images")
+        return [int(i)]
+    t = torch.as_tensor(i) if not isinstance(i, Tensor) else i
+    if t.dtype==torch.bool:
+        if t.shape!=(n,): raise InputError(f"A boolean mask selects from {n} images, got shape {tuple(t.shape)}")
+        return t.cpu()
+    if t.ndim!=1 or (t.numel() and (t.is_floating_point() or t.is_complex())):
+        raise InputError(f"Select images with an integer, a slice, a list of indices or a boolean mask, not {type(i).__name__} {tuple(t.shape)}")
+    t = t.long().cpu()
+    if t.numel() and not ((t>=-n) & (t<n)).all(): raise InputError(f"Image index {t[(t<-n)|(t>=n)][0].item()} out of range: there are {n} images")
+    return t
 
 @dataclass(eq=False, repr=False)
 class Explanation:
@@ -255,6 +285,17 @@ class Explanation:
     def replace(self, **kwargs)->Explanation:
         "A copy with `kwargs` changed"
         return dataclasses.replace(self, **kwargs)
+
+    @classmethod
+    def cat(cls, expls)->Explanation:
+        "One `Explanation` of the images of `expls` (of one method, in order): what batch-by-batch callers put together"
+        expls = list(expls)
+        if not expls: raise InputError("No explanations to put together")
+        return expls[0].replace(**{k: torch.cat([getattr(e, k) for e in expls]) for k in _per_image if getattr(expls[0], k) is not None})
+
+    def cpu(self)->Explanation:
+        "A copy with every tensor on the CPU"
+        return self.replace(**{k: getattr(self, k).cpu() for k in _per_image if getattr(self, k) is not None})
 
     @property
     def labels(self)->list:
@@ -279,6 +320,6 @@ class Explanation:
         return upsample(self.maps.detach().cpu(), size)
 
     def __getitem__(self, i)->Explanation:
-        "The explanation of the images selected by `i` (an int, slice or index list)"
-        i = [i] if isinstance(i, int) else i
-        return self.replace(**{k: getattr(self, k)[i] for k in _per_image if getattr(self, k) is not None})
+        "The explanation of the images selected by `i`: an integer (Python, numpy or a 0-d tensor), a slice, or indices or a mask"
+        idx = image_index(i, len(self))
+        return self.replace(**{k: getattr(self, k)[idx] for k in _per_image if getattr(self, k) is not None})

@@ -44,12 +44,11 @@ def lecture_figures(out='figures', data=None, offline:bool=False, arch:str|None=
     "Train the lecture's CAM learner (or `load` one) and write its panel and 5x5 grids to `out`; returns the learner"
     import matplotlib, matplotlib.pyplot as plt
     from fastai.torch_core import set_seed, default_device
-    from fastai.learner import load_learner
-    from fastai.data.transforms import get_image_files
     from fastcam.core import pbar
     from fastcam.data import is_offline
-    from fastcam.pets import pets_dls, pets_images
-    from fastcam.learner import pets_learner, cam_learner
+    from fastcam.core import InputError
+    from fastcam.pets import pets_dls, pets_images, pets_files, label_func
+    from fastcam.learner import pets_learner, cam_learner, load_exported
     import fastcam.show  # learn.cam_panel, learn.cam_grid
     say = (lambda *a: None) if quiet else print
     offline = offline or is_offline()
@@ -57,11 +56,14 @@ def lecture_figures(out='figures', data=None, offline:bool=False, arch:str|None=
     arch = ifnone(arch, 'efficientnet_lite0' if offline else 'resnet34')
     model = arch_func(arch)
     images = pets_images(data)
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    if out.exists() and not out.is_dir(): raise InputError(f"--out {out} is a file: give a folder for the figures")
+    if save is not None and Path(save).is_dir(): raise InputError(f"--save {save} is a folder: give the file to export the learner to (e.g. cam.pkl)")
+    out.mkdir(parents=True, exist_ok=True)
     set_seed(seed, reproducible=True)
     if load is not None:
         say(f"fastcam-lecture: loading the CAM learner {load}")
-        learn = load_learner(load, cpu=default_device().type=='cpu')
+        learn = load_exported(load, cpu=default_device().type=='cpu')
     else:
         say(f"fastcam-lecture: {arch}, {size}px images, {'all' if not n else n} images of {images}, fine_tune(1), head surgery, "
             f"fine_tune({epochs}), on {default_device()}." + ("" if full else " The lecture's own settings: --full (512px, all images, 5 epochs; a GPU helps)."))
@@ -72,7 +74,9 @@ def lecture_figures(out='figures', data=None, offline:bool=False, arch:str|None=
         learn.fine_tune(epochs)
         say(f"valid accuracy after the surgery: {learn.validate()[1]:.4f}")
         if save is not None: learn.export(Path(save).absolute()); say(f"exported the CAM learner to {save}")
-    files = get_image_files(images).sorted()[:25*grids]
+    files = pets_files(images, seed=seed)[:25*grids]   # shuffled with the seed, as the lecture does: cats and dogs mixed
+    labels = [label_func(f) for f in files]
+    say(f"the grids draw {len(files)} images shuffled with seed {seed}: {labels.count('cat')} cats, {labels.count('dog')} dogs")
     bad = _not_rgb(files)
     if bad: say(f"converted to RGB (not RGB files, as in the full dataset): {', '.join(bad)}")
     backend = matplotlib.get_backend()

@@ -6,9 +6,10 @@ Docs: https://fastcam.github.io/fastcam/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #a25d5c9c
 from __future__ import annotations
-import io, os, random, threading, warnings
+import base64, binascii, io, os, random, re, sys, threading, warnings
 from collections import namedtuple
-from concurrent.futures import ThreadPoolExecutor
+from copy import deepcopy
+from functools import partial
 from pathlib import Path
 import numpy as np, torch
 from torch import Tensor
@@ -16,14 +17,14 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 from fastcore.foundation import L
 from fastai.data.core import Datasets, DataLoaders
 from fasttransform import Pipeline
-from fastai.torch_core import to_device
 from fastai.vision.core import PILImage, TensorImage
 from fastai.vision.augment import Resize, ResizeMethod
 from .core import *
 
 # %% auto #0
 __all__ = ['Batch', 'is_offline', 'DownloadError', 'ImageFileError', 'open_image', 'items_list', 'open_images', 'BatchDecoder',
-           'to_batch', 'resize_frame', 'to_original', 'to_input', 'dls_resize', 'dls_size', 'dls_frames', 'mask_dl']
+           'items_dl', 'dl_batches', 'to_batch', 'resize_frame', 'to_original', 'to_input', 'dls_resize', 'dls_size',
+           'dls_frames', 'mask_dl']
 
 # %% ../nbs/01_data.ipynb #b49f00c3
 def is_offline()->bool:
@@ -39,10 +40,13 @@ class ImageFileError(FastcamError, FileNotFoundError):
 
 def _describe(im): return f"{im.format or 'in-memory'} image in PIL mode {im.mode}" + (f" with {im.n_frames} frames" if getattr(im, 'n_frames', 1)>1 else '')
 
+_deep_modes = ('I;16', 'I;16L', 'I;16B', 'I;16N', 'I', 'F')   # one channel of more than 8 bits: PIL's convert('RGB') would clip it
+
 def _to_rgb(im:Image.Image, name)->Image.Image:
     if getattr(im, 'n_frames', 1)>1:
         warnings.warn(f"{name}: animated image, using its first frame")
         im = next(ImageSequence.Iterator(im)).copy()
+    if im.mode in _deep_modes: im = Image.fromarray(_pixels(np.asarray(im), name, im.mode), 'L')
     if im.mode=='P' and 'transparency' in im.info: im = im.convert('RGBA')
     if im.mode in ('RGBA', 'LA', 'PA'):
         bg = Image.new('RGBA', im.size, (255,255,255,255))
@@ -50,33 +54,38 @@ def _to_rgb(im:Image.Image, name)->Image.Image:
     return im.convert('RGB')
 
 def _checked(im:Image.Image, name:str, convert:bool)->PILImage:
-    "`im` as an RGB `PILImage`; other modes raise unless `convert`"
+    "`im` as an RGB `PILImage`; other modes raise unless `convert`, images without pixels always"
+    if im.width*im.height==0: raise InputError(f"{name} has no pixels ({im.width}x{im.height}): an empty crop? Give an image at least 1x1")
     if im.mode=='RGB' and getattr(im, 'n_frames', 1)==1: return im if isinstance(im, PILImage) else PILImage(im.copy())
     if not convert:
         raise InputError(f"{name} is a {_describe(im)}, not an RGB image: the model sees RGB photos, and converting "
-                         "silently can change the picture. Pass convert=True to convert it (transparency on white, first frame), "
-                         "or convert it yourself")
+                         "silently can change the picture. Pass convert=True to convert it (transparency on white, first frame, "
+                         "16-bit and float images scaled by their range), or convert it yourself")
     return PILImage(_to_rgb(im, name))
 
 # %% ../nbs/01_data.ipynb #7abf882c
-def _pixels(a:np.ndarray, name:str)->np.ndarray:
-    "uint8 pixels of an image array, refusing float values that are not in [0, 1]"
+def _pixels(a:np.ndarray, name:str, mode:str|None=None)->np.ndarray:
+    "uint8 pixels of an image array, scaled by its range: uint8 as is, uint16 by 65535, floats in [0, 1] by 1; other values refused"
     if a.dtype==np.uint8: return a
     if a.dtype==np.bool_ or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
-        raise InputError(f"{name} has dtype {a.dtype}: images are uint8 (0-255) or float in [0, 1]")
+        raise InputError(f"{name} has dtype {a.dtype}: images are uint8 (0-255), uint16 (0-65535) or float in [0, 1]")
     if a.size and not np.isfinite(a).all(): raise InputError(f"{name} contains NaN or infinite values")
     lo,hi = (float(a.min()), float(a.max())) if a.size else (0.,0.)
+    what = f"{name} (PIL mode {mode})" if mode else name
+    if a.dtype.kind=='u' and a.dtype.itemsize==2: return (a.astype(np.float64)*(255/65535)).round().astype(np.uint8)   # 16 bits
     if np.issubdtype(a.dtype, np.integer):
-        if lo<0 or hi>255: raise InputError(f"{name} has integer values from {lo:g} to {hi:g}, outside 0-255")
+        if lo<0 or hi>255: raise InputError(f"{what} has {a.dtype} values from {lo:g} to {hi:g}, outside 0-255: give uint8 (0-255) "
+                                            "or uint16 (0-65535) pixels, scaled from your image's own range")
         return a.astype(np.uint8)
     if lo<0 or hi>1:
         hint = ("it looks normalised (e.g. with ImageNet statistics): pass the image before normalising, or the whole "
                 "model-ready batch as an (n, 3, H, W) tensor") if lo<0 else \
                "it looks like 0-255 values: divide by 255, or pass it as uint8"
-        raise InputError(f"{name} is a float image with values from {lo:.3g} to {hi:.3g}, not in [0, 1]: {hint}")
+        raise InputError(f"{what} is a float image with values from {lo:.3g} to {hi:.3g}, not in [0, 1]: {hint}")
     return (a*255).round().astype(np.uint8)
 
 def _from_array(a:np.ndarray, name:str, convert:bool)->PILImage:
+    if a.ndim in (2,3) and 0 in a.shape[:2]: raise InputError(f"{name} has no pixels: an empty crop? Give an image at least 1x1")
     if a.ndim==3 and a.shape[-1]==3: return PILImage.create(_pixels(a, name))
     if a.ndim==3 and a.shape[-1]==4 or a.ndim==2:
         return _checked(Image.fromarray(_pixels(a, name), 'RGBA' if a.ndim==3 else 'L'), name, convert)
@@ -84,13 +93,40 @@ def _from_array(a:np.ndarray, name:str, convert:bool)->PILImage:
     raise InputError(f"{name} has shape {a.shape}: image arrays are (h, w, 3){hint}")
 
 # %% ../nbs/01_data.ipynb #15ba6d14
+def _short(s:str, n:int=60)->str: return s if len(s)<=n else f"{s[:n-3]}... ({len(s)} characters)"
+
 def _name(item)->str:
     "A short name for `item` in messages"
-    if isinstance(item, (str, Path)): return Path(item).name or str(item)
+    if isinstance(item, os.PathLike): item = os.fspath(item)
+    if isinstance(item, str): return _short(Path(item).name if len(item)<4096 and '\n' not in item else item) or item
+    if hasattr(item, 'read'): return Path(str(getattr(item, 'name', ''))).name or f"a {type(item).__name__}"
     return f"a {type(item).__name__}" + (f" of shape {tuple(item.shape)}" if hasattr(item, 'shape') else '')
 
+_data_url = re.compile(r'data:([\w/+.-]*)(;[\w=.-]+)*?(;base64)?,', re.I)
+
+def _source(item)->tuple:
+    "What PIL opens for a path, file object, bytes or data URL `item`, and its name in messages"
+    if isinstance(item, (bytes, bytearray, memoryview)): return io.BytesIO(bytes(item)), f"{len(item)} bytes"
+    if isinstance(item, io.TextIOBase): raise InputError(f"{_name(item)} is a file opened in text mode: open images in binary mode, open(f, 'rb')")
+    if hasattr(item, 'read'): return item, _name(item)
+    if isinstance(item, os.PathLike): item = os.fspath(item)
+    if isinstance(item, bytes): item = os.fsdecode(item)
+    if not isinstance(item, str):
+        raise InputError(f"Cannot open {_name(item)} as an image: give a path, a binary file, bytes, a PIL image, an (h, w, 3) array or a (3, h, w) tensor")
+    if (m := _data_url.match(item)) is not None:
+        if not m.group(3): raise InputError(f"{_short(item)} is a data URL without base64 encoding: give the image's bytes")
+        try: return io.BytesIO(base64.b64decode(item[m.end():], validate=True)), f"a data URL of {len(item)} characters"
+        except (binascii.Error, ValueError): raise InputError(f"{_short(item)} is a data URL whose base64 data cannot be decoded") from None
+    try: ok = len(item)<4096 and Path(item).is_file()
+    except (OSError, ValueError): ok = False
+    if not ok:
+        try: folder = len(item)<4096 and Path(item).is_dir()
+        except (OSError, ValueError): folder = False
+        raise ImageFileError(f"No image file at {_short(item, 200)}" + (" (a folder)" if folder else ''))
+    return item, _name(item)
+
 def open_image(item, convert:bool=False)->PILImage:
-    "`item` (path, bytes, PIL image, (h,w,3) array or (3,h,w) tensor) as an RGB `PILImage`; other modes refused unless `convert`"
+    "`item` (path, binary file, bytes, data URL, PIL image, (h,w,3) array or (3,h,w) tensor) as an RGB `PILImage`; other modes refused unless `convert`"
     if isinstance(item, Tensor):
         if item.dim()!=3 or item.shape[0]!=3:
             raise InputError(f"Image tensors are (3, h, w), got {tuple(item.shape)}" +
@@ -98,29 +134,26 @@ def open_image(item, convert:bool=False)->PILImage:
         return _from_array(item.detach().cpu().permute(1,2,0).numpy(), 'image tensor', convert)
     if isinstance(item, np.ndarray): return _from_array(item, _name(item), convert)
     if isinstance(item, Image.Image): return _checked(item, 'image', convert)
-    if isinstance(item, (bytes, bytearray, memoryview)): src,name = io.BytesIO(bytes(item)),f"{len(item)} bytes"
-    elif isinstance(item, (str, Path)):
-        try: ok = Path(item).is_file()
-        except (OSError, ValueError): ok = False
-        if not ok: raise ImageFileError(f"No image file at {item}" + (" (a folder)" if Path(str(item)).is_dir() else ''))
-        src,name = item,_name(item)
-    else: raise InputError(f"Cannot open {_name(item)} as an image: give a path, bytes, a PIL image, an (h, w, 3) array or a (3, h, w) tensor")
+    src,name = _source(item)
     try:
         with Image.open(src) as im:
             im.load()
             return _checked(im, name, convert)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         if isinstance(e, FastcamError): raise
-        raise InputError(f"{name} is not a readable image ({e})") from None
+        raise InputError(f"{name} is not a readable image ({_short(str(e), 200)})") from None
 
 # %% ../nbs/01_data.ipynb #bcd054e7
-_single = (str, Path, bytes, bytearray, memoryview, Image.Image)
+_single = (str, os.PathLike, bytes, bytearray, memoryview, Image.Image, io.IOBase)
 
 def items_list(items)->list:
     "`items` (one image or a collection of them) as a list, checked: not None, not empty, not nested"
     if items is None: raise InputError("No images given (None)")
     if isinstance(items, _single) or (isinstance(items, (Tensor, np.ndarray)) and items.ndim in (2,3)): return [items]
-    if isinstance(items, (Tensor, np.ndarray)) and items.ndim==4: return list(items)
+    if isinstance(items, (Tensor, np.ndarray)):
+        if items.ndim!=4: raise InputError(f"Cannot read an array of shape {tuple(items.shape)} as images: an image is (h, w, 3) or (3, h, w), images are a list or a 4-d batch")
+        if len(items)==0: raise InputError(f"No images given (an empty batch of shape {tuple(items.shape)})")
+        return list(items)
     try: items = list(items)
     except TypeError: raise InputError(f"Cannot read {_name(items)} as images: give a file, an image, or a list of them") from None
     if not items: raise InputError("No images given (an empty list)")
@@ -142,41 +175,52 @@ class BatchDecoder:
 # %% ../nbs/01_data.ipynb #23cf6fb0
 Batch = namedtuple('Batch', 'x decode names')
 
-def _valid(tfms:Pipeline)->Pipeline:
-    "`tfms` as run on validation data (`split_idx=1`: centre crop, no augmentation), whatever the DataLoader last iterated"
-    return Pipeline(tfms.fs, split_idx=1)
+def _valid_dl(dls):
+    "The `DataLoader` whose pipeline makes model inputs: `dls.valid` of a `DataLoaders`, or a `DataLoader` itself"
+    return dls.valid if isinstance(dls, DataLoaders) else dls
 
-def _item_tensor(tfms, item, convert:bool)->Tensor:
-    "One item through per-item transforms `tfms` (fastai's `Resize`, `ToTensor`)"
-    return tfms((open_image(item, convert),))[0]
+def items_dl(items, dls, bs:int|None=None, convert:bool=False, num_workers:int=0):
+    "fastai `DataLoader` of `items` (files, images, arrays, tensors), in order, through `dls`'s validation pipeline with its own copy of the item transforms"
+    dl, items = _valid_dl(dls), items_list(items)
+    if dl is None or not hasattr(dl, 'after_item'):
+        raise InputError("Images need the learner's DataLoaders to become a batch: use `learn.<method>(items)`, pass dls=, or pass "
+                         "a model-ready batch tensor (n, 3, H, W)")
+    with kept_rng():   # a new DataLoader draws its generator from python's
+        ds = Datasets(items, [[partial(open_image, convert=convert)]], split_idx=1)
+        return dl.new(ds, bs=bs or len(items), shuffle=False, drop_last=False, num_workers=num_workers,
+                      after_item=Pipeline(deepcopy(dl.after_item.fs), split_idx=1))
 
-def _threads(items, threads)->int:
-    if threads is not None: return threads
-    slow = sum(isinstance(o, (str, Path, bytes, bytearray, memoryview)) for o in items)   # decoding happens here
-    return min(8, os.cpu_count() or 1, slow) if slow>=4 else 0
+def _from_worker(e:Exception)->Exception:
+    "A `FastcamError` raised in a `DataLoader` worker process, with its own message again (torch wraps it in the worker's traceback)"
+    msg = str(e)
+    if not (isinstance(e, FastcamError) and msg.startswith('Caught ') and 'Original Traceback' in msg): return e
+    last = msg.rstrip().splitlines()[-1]
+    return type(e)(last.split(': ', 1)[1] if ': ' in last else last)
 
-def to_batch(items, dls=None, model=None, convert:bool=False, threads:int|None=None)->Batch:
+def dl_batches(dl):
+    "The batches of `dl` in order (python's, numpy's and torch's random states kept), with fastcam's errors for bad items"
+    with kept_rng():
+        it = iter(dl)
+        while True:
+            try: b = next(it)
+            except StopIteration: return
+            except FastcamError as e: raise _from_worker(e) from None
+            except RuntimeError as e:
+                if 'stack expects each tensor to be equal size' not in str(e) and 'not the same size' not in str(e): raise
+                raise InputError("The images have different sizes after the DataLoaders' item transforms: their validation "
+                                 "pipeline needs a Resize to batch them") from None
+            yield b
+
+def to_batch(items, dls=None, model=None, convert:bool=False)->Batch:
     "`(x, decode, names)`: `items` through `dls`'s validation pipeline (or a 4-d batch as is), on `model`'s device and dtype"
-    dl = dls.valid if isinstance(dls, DataLoaders) else dls   # a `DataLoaders`, or one `DataLoader` (e.g. `interp.dl`)
+    dl = _valid_dl(dls)   # a `DataLoaders`, or one `DataLoader` (e.g. `interp.dl`)
     decode = BatchDecoder(dl) if dl is not None and hasattr(dl, 'after_batch') else None
     if isinstance(items, Tensor) and items.dim()==4:
         x, names = items, [f"image {i}" for i in range(len(items))]
     else:
         items = items_list(items)
-        if dl is None: raise InputError("Images need the learner's DataLoaders to become a batch: use `learn.<method>(items)`, "
-                                        "pass dls=, or pass a model-ready batch tensor (n, 3, H, W)")
-        n,tfms = _threads(items, threads),_valid(dl.after_item)
-        state = random.getstate()   # fastai's random transforms draw from `random` even on validation data: leave training's draws alone
-        try:
-            if n>1:
-                with ThreadPoolExecutor(n) as ex: ts = list(ex.map(lambda o: _item_tensor(tfms, o, convert), items))
-            else: ts = [_item_tensor(tfms, o, convert) for o in items]
-        finally: random.setstate(state)
-        sizes = {tuple(t.shape) for t in ts}
-        if len(sizes)>1: raise InputError(f"The images have different sizes after the DataLoaders' item transforms ({sorted(sizes)[:3]}): "
-                                          "their validation pipeline needs a Resize to batch them")
-        x = _valid(dl.after_batch)((to_device(torch.stack(ts), getattr(dl, 'device', None)),))[0]
-        names = [_name(o) if isinstance(o, (str, Path)) else f"image {i}" for i,o in enumerate(items)]
+        x = next(dl_batches(items_dl(items, dl, convert=convert)))[0]
+        names = [_name(o) if isinstance(o, (str, os.PathLike)) else f"image {i}" for i,o in enumerate(items)]
     if not isinstance(x, Tensor) or x.dim()!=4 or x.shape[0]==0:
         raise InputError(f"A model batch is (n, c, H, W) with n >= 1, got {tuple(getattr(x, 'shape', ()))}")
     if not x.is_floating_point():

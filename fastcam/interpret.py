@@ -6,7 +6,7 @@ Docs: https://fastcam.github.io/fastcam/interpret.html.md"""
 
 # %% ../nbs/09_interpret.ipynb #bf820f20
 from __future__ import annotations
-import random
+import random, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,7 @@ from .methods import Method, cam_layers
 from .show import show_cam, prob_title, _figure, _done
 
 # %% auto #0
-__all__ = ['prediction', 'default_method', 'LossMaps', 'show_loss_maps', 'kept_rng', 'item_labels', 'MapsRecorder']
+__all__ = ['prediction', 'default_method', 'LossMaps', 'show_loss_maps', 'item_labels', 'MapsRecorder']
 
 # %% ../nbs/09_interpret.ipynb #1cb9e155
 def default_method(model)->str:
@@ -54,6 +54,17 @@ def _samples(dl, idxs)->tuple:
         ims.append(s[0]); ys.append(int(y))
     return ims, torch.tensor(ys)
 
+def _ranks(idxs, n:int, what:str='Item')->Tensor:
+    "`idxs` (integer-likes, a list or a tensor of them) as indices into `n` items, refusing what is not one of them"
+    t = torch.as_tensor(idxs.tolist() if isinstance(idxs, (Tensor, np.ndarray)) else listify(idxs))
+    if not t.numel(): raise InputError(f"No images to explain (no {what.lower()}s)")
+    if t.dtype==torch.bool or t.is_floating_point() or t.is_complex():
+        raise InputError(f"{what}s are integers (a list of them, or a tensor), got {t.dtype} values")
+    t = t.long().flatten()
+    bad = t[(t<0) | (t>=n)]
+    if len(bad): raise InputError(f"{what} {bad[0].item()} is past the {n} items of this interpretation (0 to {n-1})")
+    return t
+
 # %% ../nbs/09_interpret.ipynb #b6739fd5
 @dataclass
 class LossMaps:
@@ -73,31 +84,45 @@ class LossMaps:
         return [f"{pl}/{al} / {l:.2f} / {pr:.2f}" for pl,al,l,pr in zip(p.labels, a.labels, self.losses.tolist(), p.target_probs.tolist())]
 
 @patch
-def _loss_batch(self:ClassificationInterpretation, idxs)->tuple:
-    "Indices, batch, predicted and actual classes and items of `idxs` of `self.dl` (one forward pass, to predict)"
-    idxs = torch.as_tensor(idxs if isinstance(idxs, Tensor) else listify(idxs)).long().flatten().cpu()
-    if not len(idxs): raise InputError("No images to explain (empty idxs)")
-    ims, actual = _samples(self.dl, idxs.tolist())
-    x = to_batch(ims, self.learn.dls, self.learn.model).x
-    pred = self.learn.explain(x, prediction).targets
-    items = getattr(self.dl, 'items', None)
-    items = list(getattr(items, 'iloc', L(items))[idxs.tolist()]) if items is not None else None
-    return idxs, x, pred, actual.to(pred.device), items
+def _loss_batches(self:ClassificationInterpretation, idxs:Tensor):
+    "For each batch of `idxs` of `self.dl` (its batch size): the indices, the model's batch, the predicted and the actual classes"
+    for chunk in idxs.split(self.dl.bs or 64):
+        ims, actual = _samples(self.dl, chunk.tolist())
+        x = to_batch(ims, self.learn.dls, self.learn.model).x
+        pred = self.learn.explain(x, prediction).targets
+        yield chunk, x, pred, actual.to(pred.device)
 
 @patch
-def _explain_losses(self:ClassificationInterpretation, batch:tuple, method, **options)->LossMaps:
-    "`LossMaps` of a `_loss_batch`: one call of `method` on the images twice, for the predicted then the actual classes"
-    idxs, x, pred, actual, items = batch
-    e = self.learn.explain(torch.cat([x, x]), method, targets=torch.cat([pred, actual]), **options)
-    n = len(idxs)
-    return LossMaps(idxs, plain(self.losses)[idxs], e[:n], e[n:], items)
+def _loss_maps(self:ClassificationInterpretation, idxs, methods:list)->list:
+    "A `LossMaps` per `(method, options)` of `methods` for items `idxs` of `self.dl`: batch by batch, each batch predicted once for all"
+    idxs = _ranks(idxs, len(self.dl.dataset))
+    parts = [([], []) for _ in methods]
+    for chunk, x, pred, actual in self._loss_batches(idxs):
+        n = len(chunk)
+        for (m,opts),(p,a) in zip(methods, parts):
+            e = self.learn.explain(torch.cat([x, x]), m, targets=torch.cat([pred, actual]), **opts).cpu()
+            p.append(e[:n]); a.append(e[n:])
+    items = getattr(self.dl, 'items', None)
+    items = list(getattr(items, 'iloc', L(items))[idxs.tolist()]) if items is not None else None
+    return [LossMaps(idxs, plain(self.losses)[idxs], Explanation.cat(p), Explanation.cat(a), items) for p,a in parts]
 
 @patch
 def loss_maps(self:ClassificationInterpretation, idxs, method=None, **options)->LossMaps:
     "Maps of `method` (default: CAM for a GAP head, else Grad-CAM) of items `idxs` of `self.dl`, for their predicted and their actual class"
-    return self._explain_losses(self._loss_batch(idxs), ifnone(method, default_method(self.learn.model)), **options)
+    return self._loss_maps(idxs, [(ifnone(method, default_method(self.learn.model)), options)])[0]
 
 # %% ../nbs/09_interpret.ipynb #64e33f47
+def _titled(fig, title:str|None, save=None):
+    "Lay out `fig` with `title` above its axes (and their titles), then save it"
+    fig.tight_layout()
+    if title:
+        st = fig.suptitle(title)
+        fig.canvas.draw()
+        bottom = st.get_window_extent(fig.canvas.get_renderer()).y0/fig.bbox.height
+        fig.tight_layout(rect=(0, 0, 1, bottom-0.005))   # the axes and their titles below the title's lowest line
+    if save is not None: fig.savefig(save, bbox_inches='tight')
+    return fig
+
 def show_loss_maps(lms, size:float=2.4, title:str|None='Prediction/Actual/Loss/Probability', save=None, **kwargs):
     "A row per image: the image titled fastai's way, then each `LossMaps`' map for the predicted and for the actual class"
     lms = listify(lms)
@@ -111,25 +136,27 @@ def show_loss_maps(lms, size:float=2.4, title:str|None='Prediction/Actual/Loss/P
                 t = f"{kind} {prob_title(e.labels[r], e.target_probs[r], e.act)}"
                 show_cam(ims[r], e.maps[r], ax=axs[r*cols+1+2*c+d], title=f"{e.method}\n{t}" if r==0 else t, **kwargs)
     for ax in axs: ax.title.set_fontsize(9)
-    if title: fig.suptitle(title)
-    return _done(fig, save)
+    return _titled(fig, title, save)
 
 @patch
 def _plot_loss_maps(self:ClassificationInterpretation, idxs, method, options:dict|None, size:float, **kwargs):
     "Draw the `LossMaps` of `idxs` for each of `method` (a name or a list), predicting the images once for all of them"
-    b, opts = self._loss_batch(idxs), options or {}
+    opts = options or {}
     ms = [default_method(self.learn.model)] if method is None else listify(method)
-    return show_loss_maps([self._explain_losses(b, m, **opts.get(m, {})) for m in ms], size, **kwargs)
+    return show_loss_maps(self._loss_maps(idxs, [(m, opts.get(getattr(m, 'name', m), {})) for m in ms]), size, **kwargs)
 
 @patch
 def plot_top_losses_maps(self:ClassificationInterpretation, k=9, method=None, largest:bool=True, options:dict|None=None,
                          size:float=2.4, save=None, **kwargs):
     "fastai's `plot_top_losses` with maps: the `k` worst images, each with `method`'s maps for its predicted and its actual class"
-    if is_listy(k) or isinstance(k, range): losses,idx = (o[k] for o in self.top_losses(None, largest))
+    n = len(self.losses)
+    if is_listy(k) or isinstance(k, (range, Tensor, np.ndarray)):
+        losses,idx = (o[_ranks(k, n, 'Rank')] for o in self.top_losses(None, largest))
     else:
         if not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k>=1):
             raise InputError(f"k is a number of images (at least 1) or a list of ranks, got {k!r}")
-        losses,idx = self.top_losses(min(int(k), len(self.losses)), largest)
+        if k>n: warnings.warn(f"k={int(k)}, but this interpretation has {n} items: drawing all {n}")
+        losses,idx = self.top_losses(min(int(k), n), largest)
     return self._plot_loss_maps(idx, method, options, size, save=save, **kwargs)
 
 # %% ../nbs/09_interpret.ipynb #4e1a2404
@@ -164,17 +191,6 @@ def plot_confused_maps(self:ClassificationInterpretation, min_val:int=1, k:int=3
     head = 'Most confused (actual → predicted, count): ' + ', '.join(f"{a} → {p} ({n})" for a,p,n,_ in pairs)
     return self._plot_loss_maps(torch.cat([o[3] for o in pairs]), method, options, size,
                                 title=head+'\nPrediction/Actual/Loss/Probability', save=save, **kwargs)
-
-# %% ../nbs/09_interpret.ipynb #8771f803
-@contextmanager
-def kept_rng():
-    "Restore python's, numpy's, torch's CPU and (when initialised) CUDA random states after the block"
-    py, npy, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
-    try: yield
-    finally:
-        random.setstate(py); np.random.set_state(npy); torch.set_rng_state(cpu)
-        if cuda is not None: torch.cuda.set_rng_state_all(cuda)
 
 # %% ../nbs/09_interpret.ipynb #42434fe9
 def item_labels(dls, items)->Tensor:

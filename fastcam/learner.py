@@ -25,7 +25,7 @@ from .data import is_offline, DownloadError, dls_size
 
 # %% auto #0
 __all__ = ['lite_stats', 'gap_head', 'MissingExtra', 'body_features', 'cam_model', 'cam_learner', 'efficientnet_lite0',
-           'default_arch', 'pets_learner', 'simple_cam_net']
+           'default_arch', 'pets_learner', 'simple_cam_net', 'load_exported']
 
 # %% ../nbs/03_learner.ipynb #1ee8c0dd
 def gap_head(nf:int, n_out:int, bias:bool=False)->nn.Sequential:
@@ -126,3 +126,29 @@ def simple_cam_net(n_out:int=2, nf:int=32)->nn.Sequential:
     "A small CNN (4 conv blocks, stride 8) with a GAP head, shaped `Sequential(body, head)` like fastai models"
     body = nn.Sequential(_conv(3,nf//2), _conv(nf//2,nf,2), _conv(nf,nf,2), _conv(nf,nf,2))
     return nn.Sequential(body, gap_head(nf, n_out))
+
+# %% ../nbs/03_learner.ipynb #2cf97422
+def _is_weights(o)->bool:
+    "Whether `o` is what `learn.save` writes: a state dict, or `{'model': state dict, 'opt': ...}`"
+    sd = o.get('model') if isinstance(o, dict) and 'model' in o else o
+    return isinstance(sd, dict) and len(sd)>0 and all(isinstance(v, Tensor) for v in sd.values())
+
+def load_exported(fname, cpu:bool=True)->Learner:
+    "The `Learner` that `learn.export` wrote to `fname`, checked: a clear error for a missing file, weights saved by `learn.save`, or any other file"
+    import warnings
+    from pathlib import Path
+    from fastai.learner import load_learner
+    f = Path(fname)
+    if not f.is_file(): raise InputError(f"No learner file at {f}" + (" (a folder)" if f.is_dir() else ''))
+    try:
+        with warnings.catch_warnings():   # fastai's reminder that pickles run code: the caller chose this file
+            warnings.filterwarnings('ignore', message='load_learner` uses Python', category=UserWarning)
+            learn = load_learner(f, cpu=cpu)
+    except Exception as e:
+        why = f"{type(e).__name__}: {str(e).splitlines()[0][:150]}" if str(e) else type(e).__name__
+        if isinstance(e, AttributeError) and 'dls' in str(e) and _is_weights(torch.load(f, map_location='cpu', weights_only=False)):
+            raise InputError(f"{f} holds weights (learn.save writes them), not an exported learner: call learn.export('learner.pkl') "
+                             "in the script that trains it") from None
+        raise InputError(f"{f} is not a learner exported by learn.export ({why})") from None
+    if not isinstance(learn, Learner): raise InputError(f"{f} holds a {type(learn).__name__}, not a learner exported by learn.export")
+    return learn

@@ -59,6 +59,7 @@ def sigmoid_probs(logits:Tensor)->Tensor:
 
 # %% ../nbs/05_methods.ipynb #f4f3b998
 def _is_int(t)->bool: return isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_))
+_no_bools = "Targets are class indices (int) or names (str), not booleans: a mask selects images (e[mask]), it does not name a class"
 
 def class_names(vocab, k:int, act:str)->list|None:
     "Names of the `k` classes of the score space (a single sigmoid output named 'v' gives 'not v', 'v')"
@@ -74,10 +75,13 @@ def resolve_targets(targets, scores:Tensor, act:str, names=None)->Tensor:
     if targets is None:
         if act=='identity' and k>1: raise TargetError(f"This regression model has {k} outputs: pass targets= the index of the output to explain")
         return scores.argmax(1) if k>1 else torch.zeros(n, dtype=torch.long, device=scores.device)
-    if isinstance(targets, Tensor):
-        if targets.is_floating_point() or targets.dtype==torch.bool: raise TargetError(f"Targets are class indices or names, got a {targets.dtype} tensor")
-        ts = targets.flatten().tolist()
-    elif isinstance(targets, (str, int, np.integer, float, np.floating, bool)): ts = [targets]
+    if isinstance(targets, np.ndarray) and targets.dtype.kind not in 'biufc': ts = targets.ravel().tolist()   # an array of names
+    elif isinstance(targets, (Tensor, np.ndarray)):   # of integers (0-d: one for all), never booleans or floats
+        a = torch.as_tensor(targets)
+        if a.dtype==torch.bool: raise TargetError(_no_bools)
+        if a.is_floating_point() or a.is_complex(): raise TargetError(f"Targets are class indices (int) or names (str), not {a.dtype} values")
+        ts = a.flatten().tolist()
+    elif isinstance(targets, (str, int, np.integer, float, np.floating, bool, np.bool_)): ts = [targets]
     else: ts = list(targets)
     if len(ts)==1: ts = ts*n
     if len(ts)!=n: raise InputError(f"{len(ts)} targets for {n} images: give one target, or one per image")
@@ -85,6 +89,7 @@ def resolve_targets(targets, scores:Tensor, act:str, names=None)->Tensor:
         if isinstance(t, str):
             if names is None or t not in names: raise TargetError(f"{t!r} is not a class of this model; classes: {names}")
             return names.index(t)
+        if isinstance(t, (bool, np.bool_)): raise TargetError(_no_bools)
         if not _is_int(t): raise TargetError(f"Targets are class indices (int) or names (str), not {type(t).__name__} {t!r}")
         if not 0<=t<k: raise TargetError(f"Class index {t} out of range: this model has {k} classes" + (f" {names}" if names else ''))
         return int(t)

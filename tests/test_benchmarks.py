@@ -25,3 +25,8 @@ def test_bench_ratios(script, ratios):
     out = bench(script, '--bs', '2', '--size', '64', '--reps', '1', '--warmup', '0')
     assert 'device    cpu = ' in out
     for r in ratios: assert f"\n  {r}" in out, r
+
+def test_bench_maps():
+    out = bench('bench_maps.py', '--n', '6', '--small-n', '3', '--size', '64', '--bs', '3', '--reps', '1', '--warmup', '0')
+    assert 'device    cpu = ' in out and 'images/s: get_preds' in out and 'get_maps Grad-CAM / get_preds (time)' in out
+    assert out.count(' MB   (largest worker') == 3 and 'store: 6 images - 3 images = ' in out

@@ -11,3 +11,23 @@ def test_all_exports():
     import fastcam.all as fa
     for n in ['Capture', 'preserve_state', 'pets_dls', 'label_func', 'cam_learner', 'gap_head', 'efficientnet_lite0', 'cam', 'show_cam', 'show_maps', 'class_panel']:
         assert hasattr(fa, n), n
+
+def test_build_is_quiet_and_metadata_checks(tmp_path):
+    "`python -m build` prints no warning (this machine's pip notes about its local index aside), and `twine check --strict` passes"
+    import os, re
+    env = {k:v for k,v in os.environ.items() if k!='PYTHONDONTWRITEBYTECODE'}   # that variable makes setuptools warn that it skips byte-compiling
+    r = subprocess.run([sys.executable, '-m', 'build', '--outdir', str(tmp_path), str(root)], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    warns = [l for l in (r.stdout+r.stderr).splitlines() if re.search(r'warn|deprecat', l, re.I) and not re.search(r"WARNING: Location '.*' is ignored", l)]
+    assert not warns, warns
+    dists = sorted(str(p) for p in tmp_path.iterdir())
+    assert sorted(p.rsplit('.', 1)[-1] for p in dists) == ['gz', 'whl'], dists
+    whl = next(p for p in dists if p.endswith('.whl'))
+    r = subprocess.run([sys.executable, '-m', 'twine', 'check', '--strict', *dists], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    import zipfile
+    z = zipfile.ZipFile(whl)
+    meta = z.read(next(n for n in z.namelist() if n.endswith('METADATA'))).decode()
+    for line in ('License: Apache-2.0', 'Classifier: License :: OSI Approved :: Apache Software License', 'Project-URL: Issues, ', 'Project-URL: Homepage, '):
+        assert line in meta, line
+    assert 'example.org' not in meta
