@@ -1,4 +1,4 @@
-"""The commands: `fastcam-lecture` trains the lecture's model and writes its figures; `fastcam-course` runs every lecture and writes the course; `fastcam-maps` explains a folder of images with an exported learner. Each parses its arguments and calls the module that does the work
+"""The commands: `fastcam-lecture` trains the lecture's model and writes its figures; `fastcam-course` runs every lecture and writes the course; `fastcam-lectures` copies the lectures for students; `fastcam-maps` explains a folder of images with an exported learner. Each parses its arguments and calls the module that does the work
 
 Docs: https://fastcam.github.io/fastcam/cli.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://fastcam.github.io/fastcam/cli.html.md"""
 
 # %% ../nbs/12_cli.ipynb #78b8137e
 from __future__ import annotations
-import os, sys, time, tempfile, warnings
+import argparse, os, sys, time, tempfile, warnings
 from typing import Annotated
 from fastcore.script import call_parse
 from .course import *
@@ -23,6 +23,15 @@ def stop(cmd:str, msg:str, code:int=2):
     "Stop command `cmd` with one line on stderr, `cmd: msg`: exit code 2 for usage errors, 1 for failures while working"
     print(f"{cmd}: {' '.join(str(msg).split())}", file=sys.stderr)
     raise SystemExit(code)
+
+_argparse_error = argparse.ArgumentParser.error
+
+def _one_line_error(self, message):
+    "argparse's own usage errors (an unknown option, a value of the wrong type, a missing argument) in one line for fastcam's commands"
+    if not self.prog.startswith('fastcam-'): return _argparse_error(self, message)
+    stop(self.prog, f"{message} (see {self.prog} --help)")
+
+argparse.ArgumentParser.error = _one_line_error
 
 # %% ../nbs/12_cli.ipynb #0347f677
 @call_parse
