@@ -288,14 +288,21 @@ def activations(model:nn.Module, x:Tensor, layer, stop:bool=True)->Tensor:
     return h.output
 
 def last_layer_at(model:nn.Module, x:Tensor, stride:int=16)->str:
-    "Name of the last child of a fastai model's body whose output is `stride` times smaller than the input `x`"
-    body = spatial_layer(model, x)
-    prefix = layer_name(model, body)
+    "Name of the last child of a fastai model's body (or of its containers: timm's stages) whose maps are `stride` times smaller than `x`"
+    vit = next((v for v in token_models(model) if v.__dict__.get('num_prefix_tokens') is not None), None)
+    if vit is not None: raise InputError(f"Every token layer of this {type(vit).__name__} has the stride of its patches: it has no "
+                                         "finer layer. Name one of its blocks instead (`layers(model, x)` lists them)")
+    prefix = layer_name(model, spatial_layer(model, x))
     h = x.shape[-2]//stride
-    hits = [n for n,_,s in layers(model, x) if n.startswith(prefix+'.') and n.count('.')==prefix.count('.')+1
-            and s is not None and len(s)==4 and s[-2]==h]
-    if not hits: raise InputError(f"No child of the body outputs {h}x{h} maps (input {tuple(x.shape[-2:])}, stride {stride})")
-    return hits[-1]
+    shapes = {n:s for n,_,s in layers(model, x)}
+    names = [n for n,_ in model.named_modules()]
+    def search(p):   # the children of `p` with such maps, else the same search inside its children, last child first
+        kids = [n for n in names if n.startswith(p+'.') and n.count('.')==p.count('.')+1]
+        hits = [n for n in kids if shapes.get(n) is not None and len(shapes[n])==4 and shapes[n][-2]==h]
+        return hits[-1] if hits else next(filter(None, map(search, reversed(kids))), None)
+    hit = search(prefix)
+    if hit is None: raise InputError(f"No layer of the body outputs {h}x{h} maps (input {tuple(x.shape[-2:])}, stride {stride})")
+    return hit
 
 # %% ../nbs/00_core.ipynb #a2dca321
 def wide(t:Tensor)->Tensor:
