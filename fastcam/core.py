@@ -18,10 +18,10 @@ from fastai.torch_core import one_param
 from fastprogress.fastprogress import progress_bar
 
 # %% auto #0
-__all__ = ['FastcamError', 'InputError', 'TargetError', 'NotFiniteError', 'model_lock', 'preserve_state', 'Capture', 'find_layer',
-           'layer_name', 'is_body_head', 'body_head', 'spatial_layer', 'layers', 'model_param', 'to_model',
-           'activations', 'last_layer_at', 'wide', 'upsample', 'normalise', 'pbar', 'kept_rng', 'plain', 'to_images',
-           'image_index', 'Explanation']
+__all__ = ['FastcamError', 'InputError', 'TargetError', 'NotFiniteError', 'model_lock', 'preserve_state', 'Capture',
+           'channels_last', 'token_models', 'token_model_of', 'find_layer', 'layer_name', 'is_body_head', 'body_head',
+           'token_layer', 'spatial_layer', 'layers', 'model_param', 'to_model', 'activations', 'last_layer_at', 'wide',
+           'upsample', 'normalise', 'pbar', 'kept_rng', 'plain', 'to_images', 'image_index', 'Explanation']
 
 # %% ../nbs/00_core.ipynb #b7cd63aa
 class FastcamError(Exception):
@@ -50,12 +50,22 @@ def model_lock(model:nn.Module)->threading.RLock:
 # %% ../nbs/00_core.ipynb #941785f3
 _inert_in_eval = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)   # their buffers do not change in eval mode
 
+_token_cache = weakref.WeakKeyDictionary()   # model -> the vision transformers inside it, as the last walk found them
+
+def _all_modules(model:nn.Module)->list:
+    "Each module of `model` once, breadth first; the vision transformers among them are kept for `token_models`"
+    mods, seen, vits = [model], {model}, []
+    for m in mods:   # breadth first, growing the list it reads (`nn.Module.modules()` nests a generator per module: slower)
+        ms = m._modules
+        if 'patch_embed' in ms and _is_token_model(m): vits.append(m)
+        for c in ms.values():
+            if c is not None and c not in seen: seen.add(c); mods.append(c)
+    _token_cache[model] = vits
+    return mods
+
 def _walk_state(model:nn.Module, eval:bool)->tuple:
     "Each module of `model` once, their modes, and copies of the buffers a forward pass may change"
-    mods, seen = [model], {model}
-    for m in mods:   # breadth first, growing the list it reads (`nn.Module.modules()` nests a generator per module: slower)
-        for c in m._modules.values():
-            if c is not None and c not in seen: seen.add(c); mods.append(c)
+    mods = _all_modules(model)
     bufs = [(b, b._version, b.clone()) for m in mods if m._buffers and not (eval and isinstance(m, _inert_in_eval))
             for b in m._buffers.values() if b is not None]
     return mods, [m.training for m in mods], bufs
@@ -82,9 +92,11 @@ def preserve_state(model:nn.Module, eval:bool=True, requires_grad:bool|None=None
 
 # %% ../nbs/00_core.ipynb #f02d58d8
 class Capture(Hook):
-    "fastai `Hook` keeping `m`'s output in `stored`; with `grad`, stored as a graph leaf for `torch.autograd.grad`"
-    def __init__(self, m:nn.Module, grad:bool=False):
+    "fastai `Hook` keeping `m`'s output in `stored`; with `grad`, stored as a graph leaf for `torch.autograd.grad`; with `model`, a vision transformer's tokens as maps"
+    def __init__(self, m:nn.Module, grad:bool=False, model:nn.Module|None=None):
         self.grad,self.calls,self.name,self.thread = grad,0,type(m).__name__,threading.get_ident()
+        vit = token_model_of(model, m) if model is not None else None
+        self.tokens = _Tokens(vit, self.thread) if vit is not None else None
         super().__init__(m, None, detach=not grad)
 
     def hook_fn(self, module, input, output):
@@ -92,9 +104,17 @@ class Capture(Hook):
         self.calls += 1
         if not isinstance(output, Tensor):
             raise InputError(f"{self.name} returns {type(output).__name__}, not a tensor: hook a module that outputs a feature map")
-        if not self.grad: self.stored = output.detach() if output.requires_grad else output; return
-        self.stored = output.detach().requires_grad_()
-        return self.stored.clone()
+        maps = self.tokens.as_maps(module, output) if self.tokens is not None else None
+        a = output if maps is None else maps
+        if not self.grad: self.stored = a.detach() if a.requires_grad else a; return
+        self.stored = a.detach().requires_grad_()
+        # the rest of the network runs on a copy made from the leaf: the gradient of the scores reaches the stored maps
+        return self.stored.clone() if maps is None else self.tokens.as_output(self.stored, output)
+
+    def remove(self):
+        "Remove the hook (and the one that reads a vision transformer's patch grid)"
+        if self.tokens is not None: self.tokens.remove()
+        super().remove()
 
     @property
     def output(self)->Tensor:
@@ -103,6 +123,60 @@ class Capture(Hook):
         if self.calls>1: raise InputError(f"The hooked {self.name} ran {self.calls} times in one forward pass (a shared module): "
                                           "its output is ambiguous, hook the block that contains it instead")
         return self.stored
+
+# %% ../nbs/00_core.ipynb #88beedf6
+def channels_last(m:nn.Module)->bool:
+    "Whether timm says `m` outputs channels-last maps `(n, h, w, c)` (Swin): its `output_fmt` is 'NHWC'"
+    return str(m.__dict__.get('output_fmt', '')).endswith('NHWC')   # the string, or timm's `Format.NHWC`
+
+def _is_token_model(m:nn.Module)->bool:
+    "Whether `m` is a vision transformer: a `patch_embed` and `num_prefix_tokens` (token sequences) or `output_fmt='NHWC'` (channels-last maps)"
+    return 'patch_embed' in m._modules and (type(m.__dict__.get('num_prefix_tokens')) is int or channels_last(m))
+
+def token_models(model:nn.Module)->list:
+    "The vision transformers inside `model` (timm ViT, DeiT, Swin, ...), outermost first"
+    vits = _token_cache.get(model)   # as the last walk of `model` found them: every fastcam call that guards the model walks it
+    if vits is None: _all_modules(model); vits = _token_cache[model]
+    return vits
+
+def token_model_of(model:nn.Module, layer:nn.Module)->nn.Module|None:
+    "The innermost vision transformer of `model` that contains `layer`, or None"
+    return next((v for v in reversed(token_models(model)) if any(m is layer for m in v.modules())), None)
+
+def _patch_grid(pe:nn.Module, hw)->tuple:
+    "The `(h, w)` grid of patches a timm `patch_embed` makes of an image of size `hw`"
+    if hasattr(pe, 'dynamic_feat_size'): return tuple(pe.dynamic_feat_size(tuple(hw)))
+    ps = pe.patch_size if isinstance(pe.patch_size, (tuple, list)) else (pe.patch_size,)*2
+    return hw[0]//ps[0], hw[1]//ps[1]
+
+class _Tokens:
+    "Reads the outputs of layers inside the vision transformer `vit` as feature maps `(n, c, h, w)`, and lays maps out as those outputs"
+    def __init__(self, vit:nn.Module, thread:int|None=None):
+        self.k,self.grid,self.thread = vit.__dict__.get('num_prefix_tokens'),None,thread
+        # a token sequence's grid comes from the image `patch_embed` receives (any size, with dynamic_img_size)
+        self.handle = vit.patch_embed.register_forward_pre_hook(self._record) if self.k is not None else None
+
+    def _record(self, pe, inputs):
+        if self.thread is None or threading.get_ident()==self.thread: self.grid = _patch_grid(pe, inputs[0].shape[-2:])
+
+    def remove(self):
+        if self.handle is not None: self.handle.remove(); self.handle = None
+
+    def as_maps(self, m:nn.Module, out:Tensor)->Tensor|None:
+        "Output `out` of module `m` as maps `(n, c, h, w)`, or None when it is not a grid of tokens"
+        if out.dim()==4 and (channels_last(m) or (self.k is None and not isinstance(m, nn.modules.conv._ConvNd))):
+            return out.permute(0,3,1,2)   # channels last (a convolution inside, as in Swin's patch embedding, is channels first)
+        if out.dim()==3 and self.grid is not None:
+            h,w = self.grid
+            k = out.shape[1]-h*w
+            if k==0 or k==self.k: return out[:, k:].transpose(1,2).unflatten(2, (h,w))
+        return None
+
+    def as_output(self, maps:Tensor, out:Tensor)->Tensor:
+        "`maps` laid out as the output `out` they were read from (its prefix tokens kept)"
+        if out.dim()==4: return maps.permute(0,2,3,1).contiguous()
+        k = out.shape[1] - maps.shape[-2]*maps.shape[-1]
+        return torch.cat([out[:, :k].detach(), maps.flatten(2).transpose(1,2)], 1)
 
 # %% ../nbs/00_core.ipynb #7305b342
 def find_layer(model:nn.Module, layer:nn.Module|str)->nn.Module:
@@ -143,9 +217,23 @@ def _run_hooked(model, x, mods, f):
     with preserve_state(model), torch.no_grad(), Hooks(mods, f, detach=False):
         model(to_model(x[:1], model))
 
+def token_layer(vit:nn.Module)->nn.Module:
+    "The layer that explains the vision transformer `vit`: its last block's normalised input when the head reads the class token, else its final norm"
+    pool, blocks, norm = vit.__dict__.get('global_pool'), vit._modules.get('blocks'), vit._modules.get('norm')
+    if pool=='token' and vit.__dict__.get('num_prefix_tokens'):
+        # the head reads the class token only: after the last attention, no patch token reaches the score (zero gradient)
+        last = blocks[-1] if isinstance(blocks, nn.Sequential) and len(blocks) else None
+        if last is not None and 'norm1' in last._modules: return last.norm1
+    elif norm is not None: return norm
+    raise InputError(f"fastcam does not know which layer of this {type(vit).__name__} explains it: pass layer= (one of its blocks)")
+
 def spatial_layer(model:nn.Module, x:Tensor|None=None)->nn.Module:
-    "The last module of `model` whose output is a spatial feature map (fastai models: the body)"
-    if is_body_head(model): return model[0]
+    "The last module of `model` whose output is a spatial feature map (fastai models: the body; vision transformers: `token_layer`)"
+    vits = token_models(model)
+    fastai = is_body_head(model)
+    # a fastai body around Swin is channels first (`timm_learner`): the body is its map; a ViT's body outputs pooled features
+    if vits and (not fastai or vits[-1].__dict__.get('num_prefix_tokens') is not None): return token_layer(vits[-1])
+    if fastai: return model[0]
     if x is None: raise InputError("Pass an input batch to find the last spatial layer of a model that is not a fastai `Sequential(body, head)`")
     order = []
     def rec(m, i, o):
@@ -155,9 +243,18 @@ def spatial_layer(model:nn.Module, x:Tensor|None=None)->nn.Module:
     return order[-1]
 
 def layers(model:nn.Module, x:Tensor)->list:
-    "`(name, module type, output shape)` of every module of `model` that runs on `x`, in execution order"
+    "`(name, module type, output shape)` of every module of `model` that runs on `x`, in execution order (token layers: as maps)"
     names, res = {m:n for n,m in model.named_modules() if n}, []
-    _run_hooked(model, x, list(names), lambda m,i,o: res.append((names[m], type(m).__name__, tuple(o.shape) if isinstance(o, Tensor) else None)))
+    vits = token_models(model)
+    readers = [_Tokens(v) for v in vits]
+    reader = {m:r for v,r in zip(vits, readers) for m in v.modules()}   # an inner transformer's reader wins
+    def rec(m, i, o):
+        if not isinstance(o, Tensor): res.append((names[m], type(m).__name__, None)); return
+        a = reader[m].as_maps(m, o) if m in reader else None
+        res.append((names[m], type(m).__name__, tuple((o if a is None else a).shape)))
+    try: _run_hooked(model, x, list(names), rec)
+    finally:
+        for r in readers: r.remove()
     return res
 
 # %% ../nbs/00_core.ipynb #72bd8d99
@@ -183,22 +280,29 @@ class _Until(Capture):
         if threading.get_ident()==self.thread: raise _Reached
 
 def activations(model:nn.Module, x:Tensor, layer, stop:bool=True)->Tensor:
-    "Output of `layer` (a module or its name) for batch `x`; with `stop`, the layers after it are not run"
+    "Output of `layer` (a module or its name) for batch `x` (a transformer's tokens as maps); with `stop`, the layers after it are not run"
     layer = find_layer(model, layer)
-    with preserve_state(model), torch.no_grad(), (_Until if stop else Capture)(layer) as h:
+    with preserve_state(model), torch.no_grad(), (_Until if stop else Capture)(layer, model=model) as h:
         try: model(to_model(x, model))
         except _Reached: pass
     return h.output
 
 def last_layer_at(model:nn.Module, x:Tensor, stride:int=16)->str:
-    "Name of the last child of a fastai model's body whose output is `stride` times smaller than the input `x`"
-    body = spatial_layer(model, x)
-    prefix = layer_name(model, body)
+    "Name of the last child of a fastai model's body (or of its containers: timm's stages) whose maps are `stride` times smaller than `x`"
+    vit = next((v for v in token_models(model) if v.__dict__.get('num_prefix_tokens') is not None), None)
+    if vit is not None: raise InputError(f"Every token layer of this {type(vit).__name__} has the stride of its patches: it has no "
+                                         "finer layer. Name one of its blocks instead (`layers(model, x)` lists them)")
+    prefix = layer_name(model, spatial_layer(model, x))
     h = x.shape[-2]//stride
-    hits = [n for n,_,s in layers(model, x) if n.startswith(prefix+'.') and n.count('.')==prefix.count('.')+1
-            and s is not None and len(s)==4 and s[-2]==h]
-    if not hits: raise InputError(f"No child of the body outputs {h}x{h} maps (input {tuple(x.shape[-2:])}, stride {stride})")
-    return hits[-1]
+    shapes = {n:s for n,_,s in layers(model, x)}
+    names = [n for n,_ in model.named_modules()]
+    def search(p):   # the children of `p` with such maps, else the same search inside its children, last child first
+        kids = [n for n in names if n.startswith(p+'.') and n.count('.')==p.count('.')+1]
+        hits = [n for n in kids if shapes.get(n) is not None and len(shapes[n])==4 and shapes[n][-2]==h]
+        return hits[-1] if hits else next(filter(None, map(search, reversed(kids))), None)
+    hit = search(prefix)
+    if hit is None: raise InputError(f"No layer of the body outputs {h}x{h} maps (input {tuple(x.shape[-2:])}, stride {stride})")
+    return hit
 
 # %% ../nbs/00_core.ipynb #a2dca321
 def wide(t:Tensor)->Tensor:

@@ -7,7 +7,7 @@ Docs: https://fastcam.github.io/fastcam/methods.html.md"""
 # %% ../nbs/05_methods.ipynb #385ff897
 from __future__ import annotations
 import inspect, math
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, ExitStack
 from dataclasses import dataclass
 from typing import Callable
 import numpy as np, torch, torch.nn.functional as F
@@ -24,7 +24,7 @@ __all__ = ['methods', 'relu_rules', 'activation_of', 'default_activation', 'scor
            'class_names', 'resolve_targets', 'Pass', 'Method', 'get_method', 'explain', 'amp_dtype', 'register',
            'cam_layers', 'cam', 'layer_grads', 'gradcam', 'gradcam_pp', 'layercam', 'relu_rule', 'input_grads',
            'saliency', 'smoothgrad', 'guided_backprop', 'deconvnet', 'guided_gradcam', 'occlusion', 'fuse_maps',
-           'multi_layer', 'flip_average']
+           'multi_layer', 'flip_average', 'attention_probs', 'rollout']
 
 # %% ../nbs/05_methods.ipynb #505a19bb
 _acts = {'identity': lambda t: t, 'softmax': lambda t: t.softmax(-1), 'sigmoid': torch.sigmoid}
@@ -96,6 +96,15 @@ def resolve_targets(targets, scores:Tensor, act:str, names=None)->Tensor:
     return torch.tensor([idx(t) for t in ts], device=scores.device)
 
 # %% ../nbs/05_methods.ipynb #51b81466
+def _channels_last_head(model:nn.Module)->str|None:
+    "Why a fastai model cannot run, when fastai's `TimmBody` passes channels-last features (timm's Swin) to a channels-first head"
+    if not is_body_head(model) or type(model[0]).__name__!='TimmBody': return None
+    vit = next((v for v in token_models(model) if v.__dict__.get('num_prefix_tokens') is None), None)
+    if vit is None: return None
+    return (f"fastai's `vision_learner` puts a head for channels-first maps on the channels-last features (n, h, w, c) of this "
+            f"{type(vit).__name__}, and the model cannot run: build the learner with fastcam's `timm_learner(dls, arch)`, "
+            "whose body outputs (n, c, h, w)")
+
 class Pass:
     "One explanation pass of `model` on batch `x`: runs it (hooked at a layer), fixes the targets, scores and differentiates them"
     def __init__(self, model:nn.Module, x:Tensor, targets=None, vocab=None, act:str|None=None):
@@ -106,11 +115,12 @@ class Pass:
     def run(self, layer:nn.Module|None=None, grad:bool=False, x:Tensor|None=None)->Tensor|None:
         "Run the model on `x` (default: the batch) and return `layer`'s output (a graph leaf with `grad`); the first run fixes the targets"
         x = self.x if x is None else x
-        with (Capture(layer, grad=grad) if layer is not None else nullcontext()) as h:
+        with (Capture(layer, grad=grad, model=self.model) if layer is not None else nullcontext()) as h:
             try: out = self.model(x)
             except torch.OutOfMemoryError: raise
             except (RuntimeError, TypeError) as e:   # a batch the model cannot take (channels, size): say so in fastcam's terms
-                raise InputError(f"The model cannot run on a batch of shape {tuple(x.shape)} ({x.dtype}): {str(e).splitlines()[0]}") from e
+                raise InputError(_channels_last_head(self.model) or
+                                 f"The model cannot run on a batch of shape {tuple(x.shape)} ({x.dtype}): {str(e).splitlines()[0]}") from e
         self.out = self.scored(out)
         if self.targets is None:
             self.scores = self.out.detach() if self.out.requires_grad else self.out
@@ -291,8 +301,11 @@ def layer_grads(p:Pass, layer=None)->tuple:
     layer = find_layer(p.model, layer) if layer is not None else spatial_layer(p.model, p.x)
     p.layer = layer_name(p.model, layer)
     a = p.run(layer, grad=True)
-    if a.dim()!=4: raise InputError(f"Layer {p.layer!r} ({type(layer).__name__}) outputs shape {tuple(a.shape)}, not feature maps "
-                                    "(n, c, h, w): gradient maps need a layer with positions, such as a convolution or the body")
+    if a.dim()!=4:
+        hint = ("for a vision transformer, a layer that outputs its patch tokens (a block, a norm)" if token_models(p.model)
+                else "such as a convolution or the body")
+        raise InputError(f"Layer {p.layer!r} ({type(layer).__name__}) outputs shape {tuple(a.shape)}, not feature maps "
+                         f"(n, c, h, w): gradient maps need a layer with positions, {hint}; `layers(model, x)` lists them")
     return wide(a.detach()), wide(p.grad(a))
 
 @register('Grad-CAM')
@@ -449,3 +462,57 @@ def flip_average(f:Callable)->Callable:
         m = f(e.x.flip(-1), e.targets, **kwargs)
         return e.replace(maps=(e.maps+m.maps.flip(-1))/2, method=f"{e.method} + flip", class_maps=None, grads=None)
     return _f
+
+# %% ../nbs/05_methods.ipynb #df9fe470
+def _attention_layers(vit:nn.Module)->list:
+    "timm's attention modules in `vit`, in order: each has `fused_attn` and an `attn_drop` applied to its probabilities"
+    return [m for m in vit.modules() if 'fused_attn' in m.__dict__ and 'attn_drop' in m._modules]
+
+@contextmanager
+def attention_probs(vit:nn.Module):
+    "Context manager: a `Capture` per attention layer of `vit`, holding its probabilities `(n, heads, t, t)` (fused attention off meanwhile)"
+    mods = _attention_layers(vit)
+    fused = [m.fused_attn for m in mods]
+    with ExitStack() as stack:
+        caps = [stack.enter_context(Capture(m.attn_drop)) for m in mods]
+        try:
+            for m in mods: m.fused_attn = False   # timm's fused path (SDPA) never forms the probabilities
+            yield caps
+        finally:
+            for m,f in zip(mods, fused): m.fused_attn = f
+
+_head_fusions = {'mean': lambda a: a.mean(2), 'max': lambda a: a.amax(2), 'min': lambda a: a.amin(2)}
+
+def _sequence_vit(model:nn.Module)->nn.Module|None:
+    "The innermost vision transformer of `model` whose tokens form one sequence with global attention (ViT, DeiT), or None"
+    return next((v for v in reversed(token_models(model)) if v.__dict__.get('num_prefix_tokens') is not None and _attention_layers(v)), None)
+
+@register('Attention rollout', grad=False)
+def rollout(p:Pass, head_fusion:str='mean', discard_ratio:float=0.):
+    "Attention rollout (Abnar & Zuidema 2020): attention plus identity, multiplied through the blocks; the class token's row on the patch grid"
+    if head_fusion not in _head_fusions: raise InputError(f"head_fusion is one of {list(_head_fusions)}, not {head_fusion!r}")
+    if not (isinstance(discard_ratio, (int, float)) and not isinstance(discard_ratio, bool) and 0<=discard_ratio<1):
+        raise InputError(f"discard_ratio is the fraction of attention set to zero, at least 0 and below 1; got {discard_ratio!r}")
+    vit = _sequence_vit(p.model)
+    if vit is None:
+        what = (f"this {type(token_models(p.model)[-1]).__name__} attends within windows, not across the image"
+                if token_models(p.model) else "this model has no attention layers")
+        raise InputError(f"Attention rollout follows the attention between a vision transformer's tokens (timm ViT, DeiT); {what}. "
+                         "Use a gradient method such as Grad-CAM (`gradcam`), which explains any model with positions")
+    with attention_probs(vit) as caps: grid = tuple(p.run(vit.patch_embed).shape[-2:])
+    with torch.autocast(p.x.device.type, enabled=False):   # in (at least) float32, whatever autocast computed the attention in
+        a = _head_fusions[head_fusion](torch.stack([wide(c.output) for c in caps], 1))   # (n, blocks, t, t)
+        if discard_ratio>0:
+            flat = a.flatten(2)
+            low = flat.topk(int(flat.shape[-1]*discard_ratio), -1, largest=False).indices
+            a = torch.cat([flat[..., :1], flat.scatter(-1, low, 0.)[..., 1:]], -1).view_as(a)   # the class token's self-attention stays
+        t = a.shape[-1]
+        a = (a + torch.eye(t, device=a.device, dtype=a.dtype))/2
+        a = a/a.sum(-1, keepdim=True)
+        r = a[:, 0]
+        for l in range(1, a.shape[1]): r = a[:, l] @ r
+        k = t - grid[0]*grid[1]
+        if vit.__dict__.get('global_pool')=='token' and k>0:
+            rows = r[:, :2 if getattr(vit, 'dist_token', None) is not None else 1]   # the class (and distillation) token
+        else: rows = r[:, k:]                                                          # a head that averages the patch tokens
+    return dict(maps=rows[..., k:].mean(1).unflatten(-1, grid), layer=layer_name(p.model, vit))
