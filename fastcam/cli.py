@@ -15,9 +15,6 @@ from .course import _flag, _pets_home
 # %% auto #0
 __all__ = ['stop', 'fastcam_lecture', 'fastcam_course', 'fastcam_lectures', 'fastcam_maps']
 
-# %% ../nbs/12_cli.ipynb #6405c23c
-warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)  # raised by fastai.layers at import
-
 # %% ../nbs/12_cli.ipynb #bc5547c7
 def stop(cmd:str, msg:str, code:int=2):
     "Stop command `cmd` with one line on stderr, `cmd: msg`: exit code 2 for usage errors, 1 for failures while working"

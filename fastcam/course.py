@@ -42,11 +42,10 @@ def _not_rgb(files)->list:
 def lecture_figures(out='figures', data=None, offline:bool=False, arch:str|None=None, size:int=224, n:int|None=400,
                     epochs:int=1, full:bool=False, load=None, save=None, bs:int=32, seed:int=42, grids:int=4, quiet:bool=False):
     "Train the lecture's CAM learner (or `load` one) and write its panel and 5x5 grids to `out`; returns the learner"
+    from fastcam.core import pbar, InputError   # first: it filters fastai's import-time warning
     import matplotlib, matplotlib.pyplot as plt
     from fastai.torch_core import set_seed, default_device
-    from fastcam.core import pbar
     from fastcam.data import is_offline
-    from fastcam.core import InputError
     from fastcam.pets import pets_dls, pets_images, pets_files, label_func
     from fastcam.learner import pets_learner, cam_learner, load_exported
     import fastcam.show  # learn.cam_panel, learn.cam_grid

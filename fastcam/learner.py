@@ -6,6 +6,7 @@ Docs: https://fastcam.github.io/fastcam/learner.html.md"""
 
 # %% ../nbs/03_learner.ipynb #a3202ceb
 from __future__ import annotations
+from .core import *   # first: it filters fastai's import-time warning
 import socket, io
 from contextlib import redirect_stdout
 from copy import deepcopy
@@ -21,7 +22,6 @@ from fastai.metrics import accuracy
 from fastai.vision.learner import vision_learner, model_meta, default_split, TimmBody
 from fastcore.meta import delegates
 from fastai.vision.models import resnet34
-from .core import *
 from .data import is_offline, DownloadError, dls_size
 
 # %% auto #0

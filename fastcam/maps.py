@@ -6,6 +6,7 @@ Docs: https://fastcam.github.io/fastcam/maps.html.md"""
 
 # %% ../nbs/10_maps.ipynb #1d4ebbff
 from __future__ import annotations
+from .core import *   # first: it filters fastai's import-time warning
 import hashlib, itertools, json, os, re, time
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,6 @@ from fastai.learner import Learner
 from fastai.data.transforms import get_image_files
 from fastai.data.load import DataLoader
 import matplotlib.pyplot as plt
-from .core import *
 from .data import items_dl, dl_batches, items_list, BatchDecoder, _valid_dl, _name
 from .methods import get_method, Method
 from .show import show_maps

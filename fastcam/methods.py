@@ -6,6 +6,7 @@ Docs: https://fastcam.github.io/fastcam/methods.html.md"""
 
 # %% ../nbs/05_methods.ipynb #385ff897
 from __future__ import annotations
+from .core import *   # first: it filters fastai's import-time warning
 import inspect, math
 from contextlib import contextmanager, nullcontext, ExitStack
 from dataclasses import dataclass
@@ -16,7 +17,6 @@ from fastcore.basics import patch_to
 from fastai.learner import Learner
 from fastai.layers import Flatten as FastaiFlatten
 from fastai.callback.fp16 import MixedPrecision, AMPMode
-from .core import *
 from .data import to_batch
 
 # %% auto #0

@@ -6,13 +6,13 @@ Docs: https://fastcam.github.io/fastcam/show.html.md"""
 
 # %% ../nbs/06_show.ipynb #878795e5
 from __future__ import annotations
+from .core import *   # first: it filters fastai's import-time warning
 import math
 import numpy as np, torch, matplotlib.pyplot as plt
 from torch import Tensor
 from fastcore.basics import patch, ifnone
 from fastai.learner import Learner
 from fastai.torch_core import show_image
-from .core import *
 from .data import to_batch, items_list
 from .methods import methods, get_method, cam_layers
 
