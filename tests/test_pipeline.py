@@ -9,14 +9,17 @@ from fastai.vision.all import (Learner, BCEWithLogitsLossFlat, MSELossFlat, Data
                                RegressionBlock, Resize, create_head)
 from fastcam.all import *
 from fastcam.testing import *
+from fastcam.methods import methods
 
-ALL = ['cam', 'gradcam', 'gradcam_pp', 'layercam', 'saliency', 'smoothgrad', 'guided_backprop', 'deconvnet', 'guided_gradcam', 'occlusion']
-OPTS = {'occlusion': dict(patch=16, stride=16, progress=False), 'smoothgrad': dict(n=2)}
+ALL = list(methods)   # every registered method, with the options of a quick run
 
 @pytest.fixture
 def files(synth): return list(synth.dls.valid_ds.items[:6])
 
-def run(learn, name, items, **kw): return getattr(learn, name)(items, **{**OPTS.get(name, {}), **kw})
+def run(learn, name, items, **kw):
+    x = to_batch(items, learn.dls).x
+    if not methods[name].supports(learn.model, x): pytest.skip(methods[name].why_not(learn.model, x))
+    return getattr(learn, name)(items, **{**methods[name].quick_options(x), **kw})
 
 # (1) two threads on one learner
 @pytest.mark.parametrize('name', ['cam', 'gradcam', 'guided_backprop', 'occlusion'])
