@@ -26,7 +26,7 @@ __all__ = ['methods', 'relu_rules', 'activation_of', 'default_activation', 'scor
            'gradcam_pp', 'layercam', 'needs_relus', 'relu_rule', 'input_grads', 'saliency', 'smoothgrad',
            'guided_backprop', 'deconvnet', 'guided_gradcam', 'occlusion', 'xgradcam', 'hirescam', 'eigencam',
            'scorecam', 'ablationcam', 'integrated_gradients', 'fuse_maps', 'multi_layer', 'flip_average',
-           'attention_probs', 'rollout']
+           'attention_probs', 'needs_attention', 'rollout']
 
 # %% ../nbs/05_methods.ipynb #505a19bb
 _acts = {'identity': lambda t: t, 'softmax': lambda t: t.softmax(-1), 'sigmoid': torch.sigmoid}
@@ -728,18 +728,22 @@ def _sequence_vit(model:nn.Module)->nn.Module|None:
     "The innermost vision transformer of `model` whose tokens form one sequence with global attention (ViT, DeiT), or None"
     return next((v for v in reversed(token_models(model)) if v.__dict__.get('num_prefix_tokens') is not None and _attention_layers(v)), None)
 
-@register('Attention rollout', grad=False)
+def needs_attention(model:nn.Module, x:Tensor|None=None):
+    "Attention between all of a vision transformer's tokens (timm ViT, DeiT)"
+    if _sequence_vit(model) is None:
+        what = (f"this {type(token_models(model)[-1]).__name__} attends within windows, not across the image"
+                if token_models(model) else "this model has no attention layers")
+        raise InputError(f"Attention rollout follows the attention between a vision transformer's tokens (timm ViT, DeiT); {what}. "
+                         "Use a gradient method such as Grad-CAM (`gradcam`), which explains any model with positions")
+
+@register('Attention rollout', grad=False, needs=(needs_attention,))
 def rollout(p:Pass, head_fusion:str='mean', discard_ratio:float=0.):
     "Attention rollout (Abnar & Zuidema 2020): attention plus identity, multiplied through the blocks; the class token's row on the patch grid"
     if head_fusion not in _head_fusions: raise InputError(f"head_fusion is one of {list(_head_fusions)}, not {head_fusion!r}")
     if not (isinstance(discard_ratio, (int, float)) and not isinstance(discard_ratio, bool) and 0<=discard_ratio<1):
         raise InputError(f"discard_ratio is the fraction of attention set to zero, at least 0 and below 1; got {discard_ratio!r}")
+    needs_attention(p.model)
     vit = _sequence_vit(p.model)
-    if vit is None:
-        what = (f"this {type(token_models(p.model)[-1]).__name__} attends within windows, not across the image"
-                if token_models(p.model) else "this model has no attention layers")
-        raise InputError(f"Attention rollout follows the attention between a vision transformer's tokens (timm ViT, DeiT); {what}. "
-                         "Use a gradient method such as Grad-CAM (`gradcam`), which explains any model with positions")
     with attention_probs(vit) as caps: grid = tuple(p.run(vit.patch_embed).shape[-2:])
     with torch.autocast(p.x.device.type, enabled=False):   # in (at least) float32, whatever autocast computed the attention in
         a = _head_fusions[head_fusion](torch.stack([wide(c.output) for c in caps], 1))   # (n, blocks, t, t)
