@@ -49,7 +49,8 @@ def body_features(body:nn.Module, size=(224,224))->int:
     if not isinstance(out, Tensor) or out.dim()!=4 or out.shape[-1]*out.shape[-2]<1:
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
         raise InputError(f"The body ({type(body).__name__}) outputs {shape} for a {tuple(x.shape)} input, not a feature map (n, c, h, w): "
-                         "CAM needs a convolutional body; explain a convolutional layer with Grad-CAM instead")
+                         "CAM needs a body whose output has positions, as a CNN's has. Use Grad-CAM (`learn.gradcam(...)`), which "
+                         "explains a layer with positions, and reads a vision transformer's patch tokens as maps")
     return out.shape[1]
 
 def cam_model(body:nn.Module, n_out:int, size=(224,224))->nn.Sequential:
