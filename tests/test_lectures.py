@@ -85,3 +85,18 @@ def test_bad_folders_and_options(tmp_path):
     r = lectures_cmd()
     assert r.returncode == 2 and 'the following arguments are required: dest' in r.stderr and 'Traceback' not in r.stderr
     assert not (tmp_path/'new').exists()
+
+def test_every_lecture_has_practice():
+    "Each lecture ends with a questionnaire (at least 8 numbered questions ending with '?') and at least 3 exercises, one on the student's own photo, each followed by solution cells"
+    import re
+    for p in LECTURES:
+        cells = nbformat.read(p, as_version=4).cells
+        md = '\n'.join(c.source for c in cells if c.cell_type=='markdown')
+        assert '## Questionnaire' in md and '## Exercises' in md, p.name
+        quest = md.split('## Questionnaire', 1)[1].split('## Exercises', 1)[0]
+        assert len(re.findall(r'^\d+\. .*\?\s*$', quest, re.M)) >= 8, p.name
+        exercises = re.findall(r'^### Exercise \d+:.*$', md.split('## Exercises', 1)[1], re.M)
+        assert len(exercises) >= 3, p.name
+        assert re.search(r'own photo', md.split('## Exercises', 1)[1], re.I), p.name
+        assert sum(is_solution(c) for c in cells if c.cell_type=='code') >= len(exercises), p.name
+        assert any('total run time' in c.source for c in cells if c.cell_type=='code'), p.name
