@@ -105,18 +105,18 @@ def print_rows(times:dict, labels:dict, n:dict|int):
         v = times[k]; m = statistics.median(v); ni = n[k] if isinstance(n, dict) else n
         print(f"  {label:52s} {m:8.4f} s  {1000*m/ni:8.2f} ms/image   (min {min(v):.4f}, max {max(v):.4f})")
 
-def print_targets(times:dict, rows, device, n:dict|int=1):
+def print_targets(times:dict, rows, device, n:dict|int=1, source:str='issue 8'):
     """Rows `(name, numerator, denominator, {'cuda': target, 'cpu': target})` of `times` keys: each ratio of medians (per image,
-    with `n` images per variant) beside its target for this device type, met or not, and the ratio of the minima for reference"""
+    with `n` images per variant) beside its target (from `source`) for this device type, met or not, and the ratio of the minima"""
     kind = torch.device(device).type
     per = lambda k,f: f(times[k])/(n[k] if isinstance(n, dict) else n)
-    print(f"targets on {kind} (issue 8), ratios of medians; the ratio of the fastest runs beside them shows the noise:")
+    print(f"targets on {kind} ({source}), ratios of medians; the ratio of the fastest runs beside them shows the noise:")
     for name,num,den,targets in rows:
         ratio, fastest = per(num, statistics.median)/per(den, statistics.median), per(num, min)/per(den, min)
         t = targets.get(kind)
         if t is None:
             others = ', '.join(f"<= {v:.2f} on {k}" for k,v in targets.items() if v is not None)
-            verdict = "no target" + (f" on {kind} (issue 8: {others})" if others else "")
+            verdict = "no target" + (f" on {kind} ({source}: {others})" if others else "")
         else: verdict = f"target <= {t:.2f}   {'met' if ratio<=t else 'NOT MET'}"
         print(f"  {name:42s} {ratio:7.2f}   (fastest {fastest:5.2f})   {verdict}")
 

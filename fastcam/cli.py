@@ -1,4 +1,4 @@
-"""The commands: `fastcam-lecture` trains the lecture's model and writes its figures; `fastcam-course` runs every lecture and writes the course; `fastcam-maps` explains a folder of images with an exported learner. Each parses its arguments and calls the module that does the work
+"""The commands: `fastcam-lecture` trains the lecture's model and writes its figures; `fastcam-course` runs every lecture and writes the course; `fastcam-lectures` copies the lectures for students; `fastcam-maps` explains a folder of images with an exported learner. Each parses its arguments and calls the module that does the work
 
 Docs: https://fastcam.github.io/fastcam/cli.html.md"""
 
@@ -6,23 +6,29 @@ Docs: https://fastcam.github.io/fastcam/cli.html.md"""
 
 # %% ../nbs/12_cli.ipynb #78b8137e
 from __future__ import annotations
-import os, sys, time, tempfile, warnings
+import argparse, os, sys, time, tempfile, warnings
 from typing import Annotated
 from fastcore.script import call_parse
 from .course import *
 from .course import _flag, _pets_home
 
 # %% auto #0
-__all__ = ['stop', 'fastcam_lecture', 'fastcam_course', 'fastcam_maps']
-
-# %% ../nbs/12_cli.ipynb #6405c23c
-warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)  # raised by fastai.layers at import
+__all__ = ['stop', 'fastcam_lecture', 'fastcam_course', 'fastcam_lectures', 'fastcam_maps']
 
 # %% ../nbs/12_cli.ipynb #bc5547c7
 def stop(cmd:str, msg:str, code:int=2):
     "Stop command `cmd` with one line on stderr, `cmd: msg`: exit code 2 for usage errors, 1 for failures while working"
     print(f"{cmd}: {' '.join(str(msg).split())}", file=sys.stderr)
     raise SystemExit(code)
+
+_argparse_error = argparse.ArgumentParser.error
+
+def _one_line_error(self, message):
+    "argparse's own usage errors (an unknown option, a value of the wrong type, a missing argument) in one line for fastcam's commands"
+    if not self.prog.startswith('fastcam-'): return _argparse_error(self, message)
+    stop(self.prog, f"{message} (see {self.prog} --help)")
+
+argparse.ArgumentParser.error = _one_line_error
 
 # %% ../nbs/12_cli.ipynb #0347f677
 @call_parse
@@ -56,28 +62,54 @@ def fastcam_lecture(
 # %% ../nbs/12_cli.ipynb #7f80b18c
 @call_parse
 def fastcam_course(
-    out:str='course',  # Output folder: index.html, one HTML handout per lecture, notebooks/, figures/
+    out:str='course',  # Output folder: index.html, a handout per lecture, slides/, student/, notebooks/, figures/
     lectures:str=None,  # Some lectures only, by number or name, comma-separated (e.g. 01,03); default: all
-    path:str=None,  # Folder of the lecture notebooks; default: nbs/lectures of the repository around the current folder
+    path:str=None,  # Folder of lecture notebooks (e.g. one fastcam-lectures wrote); default: the lectures that come with fastcam
     offline:bool=False,  # Run offline (FASTCAM_OFFLINE=1 in the kernel); FASTCAM_OFFLINE=1 in your shell does the same
     full:bool=False,  # The lectures' own settings (FASTCAM_FULL=1: 512px, every image, all epochs; use a GPU); default: CPU-sized
-    seed:int=42,  # Random seed (FASTCAM_SEED): same seed, same numbers and figures on the same machine
+    seed:int=42,  # Random seed (FASTCAM_SEED), 0 to 2**32-1: same seed, same numbers and figures on the same machine
     data:str=None,  # Pets folder (oxford-iiit-pet) for the lectures' untar_data(URLs.PETS); default: fastai's config
     timeout:int=1800,  # Seconds a cell may run
 ):
-    "Run every lecture notebook with one choice of settings; write the executed notebooks, HTML handouts, an index and every figure to `out`"
-    try:
-        import nbclient, nbconvert, latex2mathml, ipykernel
-    except ImportError as e:
-        raise SystemExit(f"fastcam-course: {e.name} is missing: install the course extra, pip install 'fastcam[course]'") from None
+    "Run every lecture with one choice of settings; write their handouts, slides, student notebooks, executed notebooks, figures and an index to `out`"
+    import importlib.util
+    cmd = 'fastcam-course'
+    missing = next((m for m in ('nbclient', 'nbconvert', 'latex2mathml', 'ipykernel') if importlib.util.find_spec(m) is None), None)
+    if missing: stop(cmd, f"{missing} is missing: install the course extra, pip install 'fastcam[course]'", 1)
+    try: reveal_path()
+    except ImportError as e: stop(cmd, e, 1)
+    if not 0 <= seed < 2**32: stop(cmd, f"--seed {seed} is out of range: give a seed from 0 to {2**32-1}")
+    if timeout <= 0: stop(cmd, f"--timeout {timeout}: give the seconds a cell may run, more than 0")
     t = time.time()
     offline = offline or _flag(os.environ.get('FASTCAM_OFFLINE', ''))
+    try: course_lectures(path, lectures), course_out(out)
+    except (OSError, ValueError) as e: stop(cmd, e)
     with tempfile.TemporaryDirectory() as home:
-        try:
-            env = _pets_home(data, home) if data else {}
-            build_course(out, lectures, path, offline, full, seed, timeout, env)
-        except (LectureError, FileNotFoundError, ValueError) as e: raise SystemExit(f"fastcam-course: {e}") from None
+        try: env = _pets_home(data, home) if data else {}
+        except (OSError, ValueError) as e: stop(cmd, e)
+        try: build_course(out, lectures, path, offline, full, seed, timeout, env)
+        except LectureError as e: stop(cmd, e, 1)
+        except OSError as e: stop(cmd, f"could not write the course: {e}", 1)
     print(f"done in {time.time()-t:.0f}s")
+
+# %% ../nbs/12_cli.ipynb #4362f4b5
+@call_parse
+def fastcam_lectures(
+    dest:str,  # Folder to copy the lectures into (created if needed); then open it with: jupyter lab DEST
+    lectures:str=None,  # Some lectures only, by number or name, comma-separated (e.g. 01,03); default: all
+    student:bool=False,  # Student notebooks: without the exercises' solutions and without outputs
+    force:bool=False,  # Overwrite lecture notebooks already in DEST
+):
+    "Copy the lecture notebooks that come with fastcam into the folder DEST, to open with Jupyter"
+    import shlex
+    cmd = 'fastcam-lectures'
+    try: files = copy_lectures(dest, lectures, student, force)
+    except (FileExistsError, FileNotFoundError, NotADirectoryError, PermissionError, ValueError) as e: stop(cmd, e)
+    except OSError as e: stop(cmd, f"could not copy the lectures: {e}", 1)
+    what = 'student notebooks (no solutions, no outputs) of ' if student else ''
+    print(f"copied the {what}{len(files)} lecture{'s'*(len(files)>1)} ({', '.join(f.stem for f in files)}) into {dest}")
+    print(f"open them with: jupyter lab {shlex.quote(str(dest))}")
+    print("they download Pets and the ImageNet weights when first run; without internet, see the README's Offline section")
 
 # %% ../nbs/12_cli.ipynb #4dd24fc0
 @call_parse

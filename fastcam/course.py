@@ -6,15 +6,16 @@ Docs: https://fastcam.github.io/fastcam/course.html.md"""
 
 # %% ../nbs/11_course.ipynb #51f2608f
 from __future__ import annotations
-import os, re, sys, json, time, html, base64, shutil, tempfile
+import os, re, sys, json, time, html, base64, shutil, tempfile, importlib.util
 from io import BytesIO
 from pathlib import Path
 from fastcore.basics import AttrDict, ifnone
 
 # %% auto #0
-__all__ = ['archs', 'arch_func', 'lecture_figures', 'lecture_settings', 'lecture_env', 'course_lectures', 'LectureError',
-           'run_lecture', 'save_figures', 'to_mathml', 'protect_math', 'restore_math', 'handout_html', 'index_html',
-           'build_course']
+__all__ = ['archs', 'arch_func', 'lecture_figures', 'lecture_settings', 'lecture_env', 'lectures_path', 'course_lectures',
+           'LectureError', 'run_lecture', 'save_figures', 'to_mathml', 'protect_math', 'restore_math', 'handout_html',
+           'is_solution', 'student_notebook', 'practice', 'split_headings', 'slide_types', 'reveal_path', 'copy_reveal',
+           'slides_html', 'index_html', 'course_out', 'build_course', 'copy_lectures']
 
 # %% ../nbs/11_course.ipynb #a5ce9216
 archs = ('resnet18', 'resnet34', 'resnet50', 'efficientnet_lite0')
@@ -41,11 +42,10 @@ def _not_rgb(files)->list:
 def lecture_figures(out='figures', data=None, offline:bool=False, arch:str|None=None, size:int=224, n:int|None=400,
                     epochs:int=1, full:bool=False, load=None, save=None, bs:int=32, seed:int=42, grids:int=4, quiet:bool=False):
     "Train the lecture's CAM learner (or `load` one) and write its panel and 5x5 grids to `out`; returns the learner"
+    from fastcam.core import pbar, InputError   # first: it filters fastai's import-time warning
     import matplotlib, matplotlib.pyplot as plt
     from fastai.torch_core import set_seed, default_device
-    from fastcam.core import pbar
     from fastcam.data import is_offline
-    from fastcam.core import InputError
     from fastcam.pets import pets_dls, pets_images, pets_files, label_func
     from fastcam.learner import pets_learner, cam_learner, load_exported
     import fastcam.show  # learn.cam_panel, learn.cam_grid
@@ -123,27 +123,44 @@ del _os, _random, _seed
 """
 
 # %% ../nbs/11_course.ipynb #dd47fb73
+def lectures_path()->Path:
+    "The lecture notebooks that come with fastcam: `lectures/` inside the installed package (the wheel ships them), or `nbs/lectures/` of the clone it runs from"
+    import fastcam
+    pkg = Path(fastcam.__file__).resolve().parent
+    for p in (pkg/'lectures', pkg.parent/'nbs'/'lectures'):
+        if p.is_dir() and any(p.glob('*.ipynb')): return p
+    raise FileNotFoundError(f"This fastcam ({pkg}) has no lecture notebooks: reinstall it (pip install 'fastcam[course]'), or give a folder of lectures with --path")
+
 def _lectures_dir(path=None)->Path:
-    if path is not None:
-        p = Path(path)
-        if not p.is_dir(): raise FileNotFoundError(f"No lectures folder {p}")
-        return p
-    for d in [Path.cwd(), *Path.cwd().parents]:
-        if (d/'nbs'/'lectures').is_dir(): return d/'nbs'/'lectures'
-    raise FileNotFoundError("No nbs/lectures folder here or above: run fastcam-course in a clone of the fastcam repository, or pass --path")
+    if path is None: return lectures_path()
+    p = Path(path).expanduser()
+    if not p.exists(): raise FileNotFoundError(f"No lectures folder {p}: give a folder of lecture notebooks (fastcam-lectures DIR copies fastcam's into DIR)")
+    if not p.is_dir(): raise NotADirectoryError(f"{p} is not a folder: give the folder of the lecture notebooks (--lectures picks some of them)")
+    return p
+
+def _check_notebook(p:Path):
+    "Refuse the file `p` unless it is a Jupyter notebook (JSON with its format and cells; nbformat's full validation takes seconds)"
+    try: nb = json.loads(Path(p).read_text(encoding='utf-8'))
+    except (OSError, ValueError) as e: nb, why = None, f"{type(e).__name__}: {' '.join(str(e).split())[:120]}"
+    else: why = 'no nbformat and cells'
+    if not (isinstance(nb, dict) and 'nbformat' in nb and isinstance(nb.get('cells'), list)):
+        raise ValueError(f"{p} is not a Jupyter notebook ({why}): fix it or move it out of the lectures folder")
 
 def course_lectures(path=None, only=None)->list:
-    "The lecture notebooks in `path` (default: nbs/lectures of the repository around the current folder), or those named in `only`"
-    nbs = sorted(p for p in _lectures_dir(path).glob('*.ipynb') if not p.name.startswith(('_', '.')))
-    if not nbs: raise FileNotFoundError(f"No lecture notebooks in {_lectures_dir(path)}")
-    if not only: return nbs
-    if isinstance(only, str): only = only.split(',')
-    res = []
-    for o in (str(o).strip() for o in only):
-        num = lambda x: x.lstrip('0') if x.isdigit() else x
-        found = [p for p in nbs if o in (p.stem, p.name) or num(o)==num(p.stem.split('_')[0])]
-        if not found: raise ValueError(f"No lecture {o!r}; choose among {', '.join(p.stem for p in nbs)}")
-        res += [p for p in found if p not in res]
+    "The lecture notebooks in `path` (default: `lectures_path()`), or those named in `only`; each is checked to be a notebook"
+    d = _lectures_dir(path)
+    nbs = sorted(p for p in d.glob('*.ipynb') if not p.name.startswith(('_', '.')))
+    if not nbs: raise FileNotFoundError(f"No lecture notebooks (.ipynb) in {d}: give the folder that holds them")
+    res = nbs
+    if only:
+        if isinstance(only, str): only = only.split(',')
+        res = []
+        for o in (str(o).strip() for o in only):
+            num = lambda x: x.lstrip('0') if x.isdigit() else x
+            found = [p for p in nbs if o in (p.stem, p.name) or num(o)==num(p.stem.split('_')[0])]
+            if not found: raise ValueError(f"No lecture {o!r}; choose among {', '.join(p.stem for p in nbs)}")
+            res += [p for p in found if p not in res]
+    for p in res: _check_notebook(p)
     return res
 
 # %% ../nbs/11_course.ipynb #f3d1b48b
@@ -176,15 +193,15 @@ def _one_line(s, n=300)->str:
     return s if len(s)<=n else s[:n-3]+'...'
 
 # %% ../nbs/11_course.ipynb #9257120d
-def run_lecture(nb_path, env:dict|None=None, timeout:int=1800, progress:bool=True, failed=None):
-    "Execute the notebook at `nb_path` in a new kernel whose environment adds `env`; returns the executed notebook"
+def run_lecture(nb_path, env:dict|None=None, timeout:int=1800, progress:bool=True, failed=None, cwd=None):
+    "Execute the notebook at `nb_path` in a new kernel whose environment adds `env`, started in `cwd` (default: its folder); returns the executed notebook"
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     from fastprogress.fastprogress import progress_bar
     nb_path = Path(nb_path)
     nb = nbformat.read(nb_path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(nb_path.parent)}})
+    client = NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(cwd or nb_path.parent)}})
     cells = nb.cells
     todo = [i for i,c in enumerate(cells) if c.cell_type=='code' and _directives(c.source).get('eval')!='false']
     with client.setup_kernel(env={**os.environ, **(env or {})}, **_encrypted()):
@@ -267,7 +284,9 @@ math[display="block"] { margin: 0.6em 0; }
 {%- endblock extra_css -%}
 {%- block body_header -%}
 {{ super() }}
-<nav class="fastcam"><a href="index.html">&larr; course index</a><a href="{{ resources.fastcam.notebook }}">the executed notebook</a><a href="{{ resources.fastcam.figures }}">its figures as PNG</a></nav>
+<nav class="fastcam"><a href="index.html">&larr; course index</a>
+{%- for text, href in resources.fastcam.links %}<a href="{{ href }}">{{ text }}</a>{% endfor -%}
+</nav>
 {%- endblock body_header -%}
 """
 
@@ -278,17 +297,14 @@ def _title(nb, default:str)->tuple:
     d = re.search(r'^>\s*(.+)$', md, re.M)
     return (t.group(1).strip() if t else default), (d.group(1).strip() if d else '')
 
-# %% ../nbs/11_course.ipynb #f67970a7
-def handout_html(nb, name:str, notebook:str='', figures:str='', links:dict|None=None)->str:
-    "The HTML handout of the executed notebook `nb`, maths as MathML and no network needed; `notebook` and `figures` are linked"
-    import copy, nbformat
-    from jinja2 import DictLoader
-    from nbconvert import HTMLExporter
+def _shown(nb, name:str, store:list, solutions:bool=True):
+    "A copy of `nb` as a page shows it: no `#| hide` cells (nor solutions unless `solutions`), no directives, maths as placeholders for `restore_math`"
+    import copy
     nb = copy.deepcopy(nb)
-    store, cells = [], []
+    cells = []
     for i,c in enumerate(nb.cells):
         d = _directives(c.source)
-        if 'hide' in d: continue
+        if 'hide' in d or (not solutions and is_solution(c)): continue
         try:
             if c.cell_type=='markdown': c.source = protect_math(c.source, store)
             elif c.cell_type=='code':
@@ -305,15 +321,175 @@ def handout_html(nb, name:str, notebook:str='', figures:str='', links:dict|None=
         except Exception as e: raise LectureError(f"lecture {name}: the maths of cell {i+1} cannot be converted to MathML ({type(e).__name__}: {_one_line(e)})") from None
         cells.append(c)
     nb.cells = cells
-    title, _ = _title(nb, name)
-    nb.metadata['title'] = title
+    nb.metadata['title'] = _title(nb, name)[0]
+    return nb
+
+def _relink(body:str, links:dict|None)->str:
+    "`body` with each link to a lecture's notebook named in `links` sent to `links[name]`"
+    links = links or {}
+    return re.sub(r'href="(?:\./)?([\w.-]+)\.ipynb(#[^"]*)?"',
+                  lambda m: f'href="{links[m.group(1)]}{m.group(2) or ""}"' if m.group(1) in links else m.group(0), body)
+
+# %% ../nbs/11_course.ipynb #f67970a7
+def handout_html(nb, name:str, notebook:str='', figures:str='', links:dict|None=None, more:dict|None=None)->str:
+    "The HTML handout of the executed notebook `nb`, maths as MathML and no network needed; `notebook`, `figures` and `more` ({text: href}) are linked"
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+    store = []
+    nb = _shown(nb, name, store)
+    nav = [(t, h) for t,h in [('the executed notebook', notebook), ('its figures as PNG', figures), *(more or {}).items()] if h]
     exp = HTMLExporter(template_name='lab', extra_loaders=[DictLoader({'fastcam_handout.html.j2': _handout_tpl})],
                        template_file='fastcam_handout.html.j2')
-    body, _ = exp.from_notebook_node(nb, resources={'fastcam': {'notebook': notebook, 'figures': figures}})
-    links = links or {}
-    body = re.sub(r'href="(?:\./)?([\w.-]+)\.ipynb(#[^"]*)?"',  # a link to another lecture's notebook goes to its handout
-                  lambda m: f'href="{links[m.group(1)]}{m.group(2) or ""}"' if m.group(1) in links else m.group(0), body)
-    return restore_math(body, store)
+    body, _ = exp.from_notebook_node(nb, resources={'fastcam': {'links': nav}})
+    return restore_math(_relink(body, links), store)  # a link to another lecture's notebook goes to its handout
+
+# %% ../nbs/11_course.ipynb #94d07732
+def is_solution(cell)->bool:
+    "Whether `cell` is an exercise's solution: a code cell whose first line is `#| solution`, a markdown cell whose first line is `<!-- solution -->`"
+    first = next((l.strip() for l in cell.source.splitlines() if l.strip()), '')
+    if cell.cell_type=='code': return re.fullmatch(r'#\|\s*solution', first) is not None
+    return cell.cell_type=='markdown' and re.fullmatch(r'<!--\s*solution\s*-->', first) is not None
+
+def student_notebook(nb):
+    "A copy of the lecture `nb` for students: every cell but the exercises' solutions, with all outputs removed"
+    import copy
+    nb = copy.deepcopy(nb)
+    nb.cells = [c for c in nb.cells if not is_solution(c)]
+    for c in nb.cells:
+        if c.cell_type=='code': c.outputs, c.execution_count = [], None
+        c.metadata.pop('execution', None)
+    nb.metadata.pop('widgets', None)
+    return nb
+
+def practice(nb)->dict:
+    "How many questions (the numbered items of `## Questionnaire`), exercises (`### Exercise` headings) and solution cells `nb` has"
+    q = ex = 0; sec = None
+    for c in nb.cells:
+        if c.cell_type!='markdown' or is_solution(c): continue
+        for l in c.source.splitlines():
+            m = re.match(r'(#{1,6})\s+(.*?)\s*$', l)
+            if m and len(m.group(1))<=2: sec = m.group(2).lower()
+            elif sec=='questionnaire' and re.match(r'\s{0,3}\d+[.)]\s+\S', l): q += 1
+            if m and len(m.group(1))==3 and re.match(r'exercise\b', m.group(2), re.I): ex += 1
+    return dict(questions=q, exercises=ex, solutions=sum(is_solution(c) for c in nb.cells))
+
+# %% ../nbs/11_course.ipynb #6145cd91
+def _lines(text:str, width:int)->int: return sum(1+len(l)//width for l in text.splitlines())
+
+def _height(c)->int:
+    "A rough height of cell `c` on a slide, in lines of text (a figure counts 16, a long output 12)"
+    if c.cell_type=='markdown': return _lines(c.source, 90) + 1 + 12*len(re.findall(r'!\[|<img', c.source))
+    if c.cell_type!='code': return 0
+    h = 0 if c.metadata.get('transient', {}).get('remove_source') or not c.source.strip() else _lines(c.source, 75) + 1
+    for o in c.get('outputs', []):
+        data = o.get('data', {})
+        if any(k.startswith('image/') for k in data): h += 16
+        elif o.output_type=='stream': h += min(_lines(o.get('text', ''), 80), 12)
+        elif 'text/html' in data: h += min(data['text/html'].count('<tr') or _lines(data['text/html'], 100), 12)
+        elif 'text/plain' in data: h += min(_lines(data['text/plain'], 80), 12)
+    return h
+
+def split_headings(src:str)->list:
+    "The markdown `src` cut before each heading of level 1 to 3 (outside code fences), so that each heading starts a cell"
+    parts, fence = [[]], None
+    for l in src.splitlines():
+        m = re.match(r'\s*(```|~~~)', l)
+        if m: fence = None if fence==m.group(1) else (fence or m.group(1))
+        if not fence and re.match(r'#{1,3}\s', l) and any(x.strip() for x in parts[-1]): parts.append([])
+        parts[-1].append(l)
+    return ['\n'.join(p).strip('\n') for p in parts]
+
+def slide_types(cells, lines:int=24)->list:
+    "nbconvert's slide type of each of `cells`: a `#` or `##` heading starts a slide, a `###` heading or a cell past `lines` lines a sub-slide"
+    res, used = [], 0
+    for c in cells:
+        h = _height(c)
+        first = c.source.lstrip().split('\n', 1)[0] if c.cell_type=='markdown' else ''
+        if not res or re.match(r'##?\s', first): t, used = 'slide', 0
+        elif re.match(r'###\s', first) or (used and used+h > lines): t, used = 'subslide', 0
+        else: t = '-'
+        res.append(t)
+        used += h
+    return res
+
+# %% ../nbs/11_course.ipynb #3a378b1e
+_slides_tpl = r"""{%- extends 'index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_css -%}
+<style>
+.reveal .jp-OutputArea-output img { max-height: 480px; width: auto; max-width: 100%; }
+.reveal .jp-OutputArea-output pre, .reveal .jp-OutputArea-output .jp-RenderedHTMLCommon { max-height: 330px; overflow: auto; }
+.reveal section.fastcam-tall { overflow-y: auto; }
+.reveal math[display="block"] { margin: 0.4em 0; }
+nav.fastcam { position: fixed; left: 12px; bottom: 8px; font-family: sans-serif; font-size: 13px; z-index: 40; }
+nav.fastcam a { margin-right: 1em; color: #2a76dd; }
+</style>
+{%- endblock html_head_css -%}
+{%- block body_header -%}
+<body class="jp-Notebook" data-jp-theme-light="true" data-jp-theme-name="JupyterLab Light">
+{%- if resources.fastcam %}
+<nav class="fastcam">{% for text, href in resources.fastcam.links %}<a href="{{ href }}">{{ text }}</a>{% endfor %}</nav>
+{%- endif %}
+<main>
+<div class="reveal">
+<div class="slides">
+{%- endblock body_header -%}
+{% block footer_js %}
+<script src="{{ resources.reveal.url_prefix }}/dist/reveal.js"></script>
+<script src="{{ resources.reveal.url_prefix }}/plugin/notes/notes.js"></script>
+<script>
+function fastcamFit() {  // a slide taller than the deck scrolls instead of being cut
+  const s = Reveal.getCurrentSlide(), h = Reveal.getConfig().height;
+  if (s && !s.classList.contains('stack') && s.scrollHeight > h) { s.classList.add('fastcam-tall'); s.style.height = h + 'px'; s.style.top = '0px'; }
+}
+Reveal.initialize({
+  controls: true, progress: true, hash: true, center: true, transition: "slide", slideNumber: "c/t",
+  width: 1200, height: 800, plugins: [RevealNotes]
+}).then(fastcamFit);
+Reveal.on('slidechanged', fastcamFit);
+</script>
+{% endblock footer_js %}
+"""
+
+def reveal_path()->Path:
+    "The reveal.js files that the `sphinx-revealjs` package ships (the `course` extra installs it)"
+    spec = importlib.util.find_spec('sphinx_revealjs')  # finds the package without importing it (and Sphinx)
+    p = Path(spec.submodule_search_locations[0])/'_static'/'revealjs' if spec and spec.submodule_search_locations else None
+    if p is None or not (p/'dist'/'reveal.js').is_file():
+        raise ModuleNotFoundError("The slides need reveal.js, which the sphinx-revealjs package ships: install the course extra, pip install 'fastcam[course]'", name='sphinx_revealjs')
+    return p
+
+_reveal_files = ['LICENSE', 'dist/reveal.js', 'dist/reveal.css', 'dist/theme/white.css', 'dist/theme/fonts/source-sans-pro/LICENSE',
+                 'dist/theme/fonts/source-sans-pro/source-sans-pro.css', 'dist/theme/fonts/source-sans-pro/*.woff', 'plugin/notes/notes.js']
+
+def copy_reveal(dest)->Path:
+    "Copy the reveal.js files the slides use (script, styles, the white theme and its fonts, speaker notes, licence) into `dest`"
+    src, dest = reveal_path(), Path(dest)
+    for pat in _reveal_files:
+        for f in src.glob(pat):
+            (dest/f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, dest/f.relative_to(src))
+    return dest
+
+def slides_html(nb, name:str, reveal:str='reveal.js', links:dict|None=None, nav:dict|None=None)->str:
+    "Reveal.js slides of the executed notebook `nb`, a slide per section, with reveal.js read from the folder `reveal`; `nav` ({text: href}) is linked"
+    from jinja2 import DictLoader
+    from nbconvert import SlidesExporter
+    store = []
+    from nbformat.v4 import new_markdown_cell
+    nb, cells = _shown(nb, name, store, solutions=False), []
+    for c in nb.cells:  # a heading inside a markdown cell starts a cell, so that it can start a slide
+        parts = split_headings(c.source) if c.cell_type=='markdown' else [c.source]
+        c.source = parts[0]
+        cells += [c] + [new_markdown_cell(p, **({'attachments': c.attachments} if 'attachments' in c else {})) for p in parts[1:]]
+    nb.cells = cells
+    for c,t in zip(nb.cells, slide_types(nb.cells)): c.metadata['slideshow'] = {'slide_type': t}
+    exp = SlidesExporter(extra_loaders=[DictLoader({'fastcam_slides.html.j2': _slides_tpl})], template_file='fastcam_slides.html.j2',
+                         reveal_url_prefix=reveal, reveal_theme='white', exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exp.from_notebook_node(nb, resources={'fastcam': {'links': list((nav or {}).items())}} if nav else {})
+    return restore_math(_relink(body, links), store)
 
 # %% ../nbs/11_course.ipynb #7a1a01cc
 def index_html(lectures:list, settings:dict)->str:
@@ -322,10 +498,14 @@ def index_html(lectures:list, settings:dict)->str:
     items = []
     for l in lectures:
         figs = ' '.join(f'<a href="{e(f)}">{k+1}</a>' for k,f in enumerate(l['figures']))
+        p = l.get('practice') or {}
+        ask = f" ({p['questions']} questions, {p['exercises']} exercises)" if p.get('questions') or p.get('exercises') else ''
+        files = ([f'<a class="slides" href="{e(l["slides"])}">slides</a>'] if l.get('slides') else []) \
+              + ([f'<a class="student" href="{e(l["student"])}">student notebook</a>{ask}'] if l.get('student') else []) \
+              + [f'<a href="{e(l["notebook"])}">executed notebook</a>', f'{len(l["figures"])} figures{": " + figs if figs else ""}']
         items.append(f'<li><a class="handout" href="{e(l["html"])}">{e(l["title"])}</a>'
                      + (f'<div class="desc">{e(l["description"])}</div>' if l['description'] else '')
-                     + f'<div class="files"><a href="{e(l["notebook"])}">executed notebook</a> &middot; '
-                     + f'{len(l["figures"])} figures{": " + figs if figs else ""}</div></li>')
+                     + f'<div class="files">{" &middot; ".join(files)}</div></li>')
     s = settings
     what = (f"{'offline' if s['offline'] else 'online'}, {'the lectures’ own settings (--full)' if s['full'] else 'CPU-sized'}, "
             f"seed {s['seed']}, fastcam {e(str(s.get('fastcam', '')))}")
@@ -334,44 +514,67 @@ def index_html(lectures:list, settings:dict)->str:
 <title>fastcam course</title>
 <style>
 body {{ font-family: sans-serif; max-width: 900px; margin: 2em auto; padding: 0 1em; line-height: 1.5; }}
-ul {{ list-style: none; padding-left: 0; }} li {{ margin-bottom: 1em; }} a.handout {{ font-size: 115%; }} .desc {{ color: #444; }} .files {{ font-size: 90%; }} .settings {{ color: #666; }}
+ul {{ list-style: none; padding-left: 0; }} li {{ margin-bottom: 1em; }} a.handout {{ font-size: 115%; }} .desc {{ color: #444; }} .files {{ font-size: 90%; }} .settings, .how {{ color: #666; }}
 </style></head>
 <body><h1>fastcam course</h1>
-<p>See what a CNN looks at: the lectures, executed, with their handouts and figures.</p>
+<p>See what a CNN looks at: the lectures, executed, with their handouts, slides, student notebooks and figures.</p>
 <p class="settings">Built by <code>fastcam-course</code>: {what}.</p>
 <ul>
 {chr(10).join(items)}
-</ul></body></html>
+</ul>
+<p class="how">Each title opens the lecture's handout, solutions included. The slides have one slide per section (&rarr; next section, &darr; further down a section, Esc the overview, S the speaker view) and no solutions; they open from disk and need the <code>slides/reveal.js</code> folder beside them, so copy the whole <code>slides</code> folder. A student notebook is the lecture without its solutions and outputs: students open it in Jupyter and run it.</p>
+</body></html>
 """
 
 # %% ../nbs/11_course.ipynb #4b8e2d68
+def course_out(out, what:str='--out')->Path:
+    "`out` as a folder that can be created or written, or a clear error naming `what` it is"
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir(): raise NotADirectoryError(f"{what} {out} is a file: give a folder")
+    up = next(p for p in [out, *out.absolute().parents] if p.exists())
+    if not up.is_dir(): raise NotADirectoryError(f"{what} {out} is inside {up}, which is a file: give a folder")
+    if not os.access(up, os.W_OK | os.X_OK): raise PermissionError(f"{what} {out}: {up} is not writable: give a folder you can write to")
+    return out
+
+def _installed(p:Path)->bool:
+    "Whether the lecture `p` lies inside the installed fastcam package"
+    import fastcam
+    return Path(fastcam.__file__).resolve().parent in Path(p).resolve().parents
+
 def build_course(out='course', lectures=None, path=None, offline:bool=False, full:bool=False, seed:int=42,
                  timeout:int=1800, env:dict|None=None, progress:bool=True, quiet:bool=False)->dict:
     "Execute `lectures` (default: all) with one choice of settings and write the course into `out`; returns its manifest"
     import nbformat
     from fastcam import __version__
     say = (lambda *a: None) if quiet else print
-    out, nbs = Path(out), course_lectures(path, lectures)
+    out, nbs = course_out(out), course_lectures(path, lectures)
     settings = dict(offline=offline, full=full, seed=seed, fastcam=__version__)
-    say(f"fastcam-course: {len(nbs)} lecture{'s'*(len(nbs)>1)} ({', '.join(p.stem for p in nbs)}), {'offline' if offline else 'online'}, "
+    say(f"fastcam-course: {len(nbs)} lecture{'s'*(len(nbs)>1)} ({', '.join(p.stem for p in nbs)}) from {nbs[0].parent}, {'offline' if offline else 'online'}, "
         + ("the lectures' own settings (--full)" if full else "CPU-sized (--full: the lectures' own settings; use a GPU)")
         + f", seed {seed}, into {out}")
-    (out/'notebooks').mkdir(parents=True, exist_ok=True)
+    for d in ('notebooks', 'student', 'slides'): (out/d).mkdir(parents=True, exist_ok=True)
+    copy_reveal(out/'slides'/'reveal.js')
     kenv = {**(env or {}), **lecture_env(offline, full, seed)}
     links = {p.stem: f'{p.stem}.html' for p in nbs}
+    decks = {p.stem: f'{p.stem}.slides.html' for p in nbs}
     done = []
     for p in nbs:
         t = time.time()
-        nb = run_lecture(p, kenv, timeout=timeout, progress=progress, failed=out/'failed')
+        nb = run_lecture(p, kenv, timeout=timeout, progress=progress, failed=out/'failed', cwd=out/'notebooks' if _installed(p) else None)
         secs = time.time()-t
         (out/'failed'/p.name).unlink(missing_ok=True)
         nbformat.write(nb, out/'notebooks'/p.name)
+        nbformat.write(student_notebook(nbformat.read(p, as_version=4)), out/'student'/p.name)
         figs = save_figures(nb, out/'figures'/p.stem)
         title, desc = _title(nb, p.stem)
         rel = [f.relative_to(out).as_posix() for f in figs]
-        (out/f'{p.stem}.html').write_text(handout_html(nb, p.stem, f'notebooks/{p.name}', f'figures/{p.stem}/', links), encoding='utf-8')
-        done.append(dict(name=p.stem, title=title, description=desc, html=f'{p.stem}.html', notebook=f'notebooks/{p.name}',
-                         figures=rel, cells=len(nb.cells), seconds=round(secs, 1)))
+        deck, student = f'slides/{p.stem}.slides.html', f'student/{p.name}'
+        (out/f'{p.stem}.html').write_text(handout_html(nb, p.stem, f'notebooks/{p.name}', f'figures/{p.stem}/', links,
+                                                       {'slides': deck, 'the student notebook': student}), encoding='utf-8')
+        (out/deck).write_text(slides_html(nb, p.stem, 'reveal.js', decks, {'← course index': '../index.html', 'handout': f'../{p.stem}.html'}),
+                              encoding='utf-8')
+        done.append(dict(name=p.stem, title=title, description=desc, html=f'{p.stem}.html', slides=deck, student=student,
+                         notebook=f'notebooks/{p.name}', figures=rel, practice=practice(nb), cells=len(nb.cells), seconds=round(secs, 1)))
         say(f"{p.stem}: {len(nb.cells)} cells in {secs:.0f}s, {len(figs)} figures")
     if (out/'failed').is_dir() and not any((out/'failed').iterdir()): (out/'failed').rmdir()
     manifest = dict(settings=settings, lectures=done)
@@ -390,3 +593,18 @@ def _pets_home(data, home)->dict:
     home = Path(home)
     (home/'config.ini').write_text(f"[DEFAULT]\ndata = {p.parent}\narchive = {home}/archive\nmodel = {home}/models\nstorage = {home}/tmp\n")
     return dict(FASTAI_HOME=str(home))
+
+# %% ../nbs/11_course.ipynb #348dc236
+def copy_lectures(dest, only=None, student:bool=False, force:bool=False, path=None)->list:
+    "Copy the lectures (`path`, default `lectures_path()`; `only` some) into the folder `dest`, as student notebooks if `student`; returns the files written"
+    nbs, dest = course_lectures(path, only), course_out(dest, 'the folder')
+    there = [dest/p.name for p in nbs if (dest/p.name).exists()]
+    if there and not force:
+        raise FileExistsError(f"{there[0]}{f' and {len(there)-1} more lectures' if len(there)>1 else ''} already there: "
+                              "give another folder, or --force to overwrite them")
+    dest.mkdir(parents=True, exist_ok=True)
+    if student: import nbformat  # only here: it takes seconds to import
+    for p in nbs:
+        if student: nbformat.write(student_notebook(nbformat.read(p, as_version=4)), dest/p.name)
+        else: shutil.copyfile(p, dest/p.name)
+    return [dest/p.name for p in nbs]

@@ -6,6 +6,7 @@ Docs: https://fastcam.github.io/fastcam/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #a25d5c9c
 from __future__ import annotations
+from .core import *   # first: it filters fastai's import-time warning
 import base64, binascii, io, os, random, re, sys, threading, warnings
 from collections import namedtuple
 from copy import deepcopy
@@ -19,7 +20,6 @@ from fastai.data.core import Datasets, DataLoaders
 from fasttransform import Pipeline
 from fastai.vision.core import PILImage, TensorImage
 from fastai.vision.augment import Resize, ResizeMethod
-from .core import *
 
 # %% auto #0
 __all__ = ['Batch', 'is_offline', 'DownloadError', 'ImageFileError', 'open_image', 'items_list', 'open_images', 'BatchDecoder',

@@ -6,6 +6,7 @@ Docs: https://fastcam.github.io/fastcam/inside.html.md"""
 
 # %% ../nbs/07_inside.ipynb #efa92472
 from __future__ import annotations
+from .core import *   # first: it filters fastai's import-time warning
 import math
 from contextlib import ExitStack
 import numpy as np, torch, torch.nn.functional as F
@@ -14,7 +15,6 @@ from fastcore.basics import patch, ifnone, store_attr, listify
 from fastai.learner import Learner
 from fastai.callback.hook import Hook
 from fastai.torch_core import show_image
-from .core import *
 from .core import _Reached
 from .data import to_batch, dls_size
 from .methods import resolve_targets, score_space, default_activation, class_names

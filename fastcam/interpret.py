@@ -6,6 +6,7 @@ Docs: https://fastcam.github.io/fastcam/interpret.html.md"""
 
 # %% ../nbs/09_interpret.ipynb #bf820f20
 from __future__ import annotations
+from .core import *   # first: it filters fastai's import-time warning
 import random, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from fastai.callback.core import Callback
 import fastai.callback.progress  # Learner.no_bar
 from fastai.interpret import ClassificationInterpretation
 from fastai.torch_core import show_image
-from .core import *
 from .data import to_batch, items_list
 from .methods import Method, cam_layers
 from .show import show_cam, prob_title, _figure, _done

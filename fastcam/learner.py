@@ -6,6 +6,7 @@ Docs: https://fastcam.github.io/fastcam/learner.html.md"""
 
 # %% ../nbs/03_learner.ipynb #a3202ceb
 from __future__ import annotations
+from .core import *   # first: it filters fastai's import-time warning
 import socket, io
 from contextlib import redirect_stdout
 from copy import deepcopy
@@ -18,14 +19,15 @@ from fastai.torch_core import params
 from fastai.learner import Learner
 import fastai.callback.schedule, fastai.callback.progress  # fine_tune, fit_one_cycle and progress bars on every Learner
 from fastai.metrics import accuracy
-from fastai.vision.learner import vision_learner, model_meta, default_split
+from fastai.vision.learner import vision_learner, model_meta, default_split, TimmBody
+from fastcore.meta import delegates
 from fastai.vision.models import resnet34
-from .core import *
 from .data import is_offline, DownloadError, dls_size
 
 # %% auto #0
-__all__ = ['lite_stats', 'gap_head', 'MissingExtra', 'body_features', 'cam_model', 'cam_learner', 'efficientnet_lite0',
-           'default_arch', 'pets_learner', 'simple_cam_net', 'load_exported']
+__all__ = ['lite_stats', 'gap_head', 'MissingExtra', 'body_features', 'cam_model', 'ChannelsFirstBody', 'channels_first',
+           'cam_learner', 'efficientnet_lite0', 'default_arch', 'pets_learner', 'timm_learner', 'simple_cam_net',
+           'load_exported']
 
 # %% ../nbs/03_learner.ipynb #1ee8c0dd
 def gap_head(nf:int, n_out:int, bias:bool=False)->nn.Sequential:
@@ -38,13 +40,17 @@ class MissingExtra(FastcamError, ImportError):
 
 def body_features(body:nn.Module, size=(224,224))->int:
     "Channels of `body`'s output for a blank image of `size`, refusing an output that is not a feature map `(n, c, h, w)`"
+    if type(body) is TimmBody and channels_last(body.model):
+        raise InputError(f"This TimmBody outputs the channels-last features (n, h, w, c) of a {type(body.model).__name__}: "
+                         "make it channels first with `channels_first(body)`, or build the learner with `timm_learner(dls, arch)`")
     p = model_param(body)
     x = torch.zeros(1, 3, *((size,size) if isinstance(size, int) else size), device=p.device, dtype=p.dtype)
     with preserve_state(body), torch.no_grad(): out = body(x)
     if not isinstance(out, Tensor) or out.dim()!=4 or out.shape[-1]*out.shape[-2]<1:
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
         raise InputError(f"The body ({type(body).__name__}) outputs {shape} for a {tuple(x.shape)} input, not a feature map (n, c, h, w): "
-                         "CAM needs a convolutional body; explain a convolutional layer with Grad-CAM instead")
+                         "CAM needs a body whose output has positions, as a CNN's has. Use Grad-CAM (`learn.gradcam(...)`), which "
+                         "explains a layer with positions, and reads a vision transformer's patch tokens as maps")
     return out.shape[1]
 
 def cam_model(body:nn.Module, n_out:int, size=(224,224))->nn.Sequential:
@@ -53,10 +59,21 @@ def cam_model(body:nn.Module, n_out:int, size=(224,224))->nn.Sequential:
     return nn.Sequential(body, gap_head(body_features(body, size), n_out).to(p.device, p.dtype))
 
 # %% ../nbs/03_learner.ipynb #93f79655
+class ChannelsFirstBody(TimmBody):
+    "fastai's `TimmBody` for a timm model with channels-last features `(n, h, w, c)` (Swin), returning them channels first `(n, c, h, w)`"
+    def forward(self, x): return super().forward(x).permute(0,3,1,2)
+
+def channels_first(body:nn.Module)->nn.Module:
+    "`body`, or for fastai's `TimmBody` on a channels-last timm model (Swin) a `ChannelsFirstBody` on the same model"
+    if type(body) is not TimmBody or not channels_last(body.model): return body
+    cf = ChannelsFirstBody(body.model)
+    cf.training = body.training
+    return cf
+
 def cam_learner(learn:Learner, copy_body:bool=True, metrics=accuracy, **kwargs)->Learner:
     "A new `Learner` on `learn`'s data with `learn`'s body and a fresh GAP head: the lecture's head surgery"
     body,_ = body_head(learn.model)
-    body = deepcopy(body) if copy_body else body
+    body = channels_first(deepcopy(body) if copy_body else body)
     model = cam_model(body, learn.dls.c, dls_size(learn.dls))
     return Learner(learn.dls, model, loss_func=learn.loss_func, metrics=metrics, splitter=default_split, **kwargs)
 
@@ -104,9 +121,9 @@ def default_arch():
 
 # %% ../nbs/03_learner.ipynb #5d0fda6b
 def pets_learner(dls, arch=None, cam_head:bool=False, metrics=accuracy, **kwargs)->Learner:
-    "fastai `vision_learner` on `dls` with `arch` (default `default_arch()`), optionally with a GAP head for CAM"
+    "fastai `vision_learner` on `dls` with `arch` (default `default_arch()`; a timm name through `timm_learner`), optionally with a GAP head for CAM"
     arch = ifnone(arch, default_arch())
-    try: learn = vision_learner(dls, arch, metrics=metrics, **kwargs)
+    try: learn = (timm_learner if isinstance(arch, str) else vision_learner)(dls, arch, metrics=metrics, **kwargs)
     except (URLError, ConnectionError, TimeoutError, socket.error) as e:
         name = getattr(arch, '__name__', str(arch))
         raise DownloadError(
@@ -117,6 +134,14 @@ def pets_learner(dls, arch=None, cam_head:bool=False, metrics=accuracy, **kwargs
         learn.model[1] = cam_model(learn.model[0], dls.c, dls_size(dls))[1]
         learn.opt = None
         if kwargs.get('pretrained', True): learn.freeze()
+    return learn
+
+# %% ../nbs/03_learner.ipynb #3c91a436
+@delegates(vision_learner)
+def timm_learner(dls, arch:str, **kwargs)->Learner:
+    "fastai's `vision_learner` for the timm model named `arch`, with a channels-first body also for channels-last models (Swin)"
+    learn = vision_learner(dls, arch, **kwargs)
+    learn.model[0] = channels_first(learn.model[0])
     return learn
 
 # %% ../nbs/03_learner.ipynb #e8f02926

@@ -6,12 +6,14 @@ Docs: https://fastcam.github.io/fastcam/localise.html.md"""
 
 # %% ../nbs/08_localise.ipynb #68a5ab6d
 from __future__ import annotations
-import time
+import time, warnings, zlib
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn, Tensor
 from scipy import ndimage
 from functools import partial
+from fastcore.basics import store_attr
+from fastai.torch_core import to_device
 from .core import *
 from .data import BatchDecoder
 from .methods import Method, predictions, score_space, default_activation
@@ -20,8 +22,8 @@ from .pets import pet_mask
 
 # %% auto #0
 __all__ = ['as_maps', 'threshold_maps', 'components', 'map_boxes', 'mask_boxes', 'show_localisation', 'pointing_game', 'box_iou',
-           'corloc', 'energy_in_mask', 'deletion_insertion', 'curve_auc', 'centre_maps', 'centre_baseline',
-           'RandomBaseline', 'LocaliseReport', 'localise_report']
+           'corloc', 'energy_in_mask', 'deletion_insertion', 'curve_auc', 'confidence_change', 'average_drop',
+           'centre_maps', 'centre_baseline', 'RandomBaseline', 'LocaliseReport', 'localise_report']
 
 # %% ../nbs/08_localise.ipynb #c5477a5c
 def as_maps(maps, size=None)->Tensor:
@@ -126,6 +128,12 @@ def _substitute(x:Tensor, baseline)->Tensor:
         return gaussian_blur(x, kernel_size=11, sigma=5.)
     raise InputError(f"baseline is 'blur', 'zeros', a number or a tensor, not {baseline!r}")
 
+def _target_probs(model:nn.Module, xs:Tensor, t:Tensor, act:str|None=None)->Tensor:
+    "The probability (through `act`, default softmax or a single sigmoid) of class `t[i]` for each image of `xs`"
+    out = model(xs)
+    a = act or default_activation(out.shape[1])
+    return predictions(score_space(out, a), a).gather(1, t[:,None])[:,0]
+
 def deletion_insertion(model:nn.Module, x:Tensor, maps, targets, steps:int=16, baseline='zeros', bs:int=64, act:str|None=None,
                        progress:bool=False)->tuple:
     "Deletion and insertion curves `(n, steps+1)` of the target probability, pixels taken in each map's order (highest first)"
@@ -139,10 +147,7 @@ def deletion_insertion(model:nn.Module, x:Tensor, maps, targets, steps:int=16, b
     ks = (torch.arange(steps+1, device=x.device, dtype=torch.float64)*(H*W)/steps).round()   # pixels kept at each step
     pairs = torch.tensor([(c,i,k) for c in (0,1) for i in range(n) for k in range(1,steps)], device=x.device).view(-1,3)
     curves = torch.empty(2, n, steps+1, device=x.device, dtype=wide(x).dtype)
-    def prob(xs, t):
-        out = model(xs)
-        a = act or default_activation(out.shape[1])
-        return predictions(score_space(out, a), a).gather(1, t[:,None])[:,0]
+    prob = partial(_target_probs, model, act=act)
     with preserve_state(model), torch.no_grad():
         p_img, p_base = prob(x, t), prob(base, t)
         curves[0,:,0], curves[0,:,-1], curves[1,:,0], curves[1,:,-1] = p_img, p_base, p_base, p_img
@@ -157,6 +162,26 @@ def curve_auc(curves)->Tensor:
     "Area under each curve `(n, k)` sampled evenly on [0, 1], by the trapezoid rule"
     c = torch.as_tensor(curves).float()
     return torch.trapezoid(c, dx=1/(c.shape[-1]-1), dim=-1)
+
+# %% ../nbs/08_localise.ipynb #491169d3
+def confidence_change(model:nn.Module, x:Tensor, maps, targets, baseline='zeros', bs:int=64, act:str|None=None)->tuple:
+    "Probabilities `(p, p_masked)` of each image's target: on the image, and on the image kept where its map is (scaled to [0, 1]), `baseline` elsewhere"
+    if not (isinstance(bs, int) and bs>=1): raise InputError(f"bs is a number of images, at least 1; got {bs!r}")
+    x = to_model(x, model)
+    n = len(x)
+    m = normalise(as_maps(maps, x.shape[-2:])).to(x.device, wide(x).dtype)[:,None]
+    t = torch.as_tensor(targets).to(x.device).view(-1)
+    if len(t)!=n or len(m)!=n: raise InputError(f"{len(m)} maps and {len(t)} targets for {n} images")
+    base = _substitute(x, baseline)
+    kept = (wide(base) + m*(wide(x) - wide(base))).to(x.dtype)
+    with preserve_state(model), torch.no_grad():
+        p = torch.cat([_target_probs(model, xs, ts, act) for xs,ts in zip(torch.cat([x, kept]).split(bs), t.repeat(2).split(bs))])
+    return p[:n].cpu(), p[n:].cpu()
+
+def average_drop(p, p_masked)->Tensor:
+    "Per image, the relative drop of the target probability on the explanation map, `max(0, p - p_masked)/p` (Chattopadhay et al. 2018)"
+    p, pm = torch.as_tensor(p).double(), torch.as_tensor(p_masked).double()
+    return ((p-pm).clamp(min=0)/p.clamp(min=1e-12)).float()
 
 # %% ../nbs/08_localise.ipynb #970656bc
 def centre_maps(n:int, size, sigma:float=0.25, device=None, dtype=None)->Tensor:
@@ -175,31 +200,51 @@ def centre_baseline(learn, x:Tensor, sigma:float=0.25)->Explanation:
     return learn.explain(x, Method('centre', 'centre Gaussian', _centre, grad=False), sigma=sigma)
 
 class RandomBaseline:
-    "Seeded uniform-noise maps on the grid of the model's last feature map (a new draw per batch), with `learn`'s predictions"
-    def __init__(self, seed:int=0): self.gen = torch.Generator().manual_seed(seed)
+    "Uniform-noise maps on the grid of the model's last feature map, seeded by `seed` and each image (the same image, the same map), with `learn`'s predictions"
+    def __init__(self, seed:int=0): self.seed = seed
     def _rule(self, p):
         grid = p.run(spatial_layer(p.model, p.x)).shape[-2:]
-        return torch.rand(len(p.x), *grid, generator=self.gen, dtype=torch.float64).to(p.x.device, wide(p.x).dtype)
+        keys = [zlib.crc32(plain(xi).float().numpy().tobytes()) for xi in p.x]
+        return torch.stack([torch.rand(*grid, generator=torch.Generator().manual_seed(self.seed*2**32 + k), dtype=torch.float64)
+                            for k in keys]).to(p.x.device, wide(p.x).dtype)
     def __call__(self, learn, x:Tensor)->Explanation: return learn.explain(x, Method('random', 'random', self._rule, grad=False))
 
 # %% ../nbs/08_localise.ipynb #ab9a9ab9
+def _batch_of(dl, idxs)->Tensor:
+    "The model inputs of items `idxs` of `dl`'s dataset as one batch, through its item and batch transforms"
+    b = dl.do_batch([dl.do_item(int(i)) for i in idxs])
+    if getattr(dl, 'device', None) is not None: b = to_device(b, dl.device)
+    return dl.after_batch(b)[0]
+
 class LocaliseReport:
-    "The result of `localise_report`: `table` (a row per method), per-image `scores`, and what `show_worst` needs"
-    def __init__(self, table, scores, maps, images, gt_boxes, frac, settings):
-        self.table,self.scores,self.maps,self.images,self.gt_boxes,self.frac,self.settings = table,scores,maps,images,gt_boxes,frac,settings
+    "The result of `localise_report`: `table` (a row per method), per-image `scores`, and what `show_worst` needs to draw images again"
+    def __init__(self, table, scores, learn, methods, dl, gt_boxes, frac, settings):
+        store_attr('table,scores,learn,methods,dl,gt_boxes,frac,settings')
     def __repr__(self): return self.table.to_string(float_format=lambda v: f"{v:.3f}")
     def _repr_html_(self): return self.table.to_html(float_format=lambda v: f"{v:.3f}")
 
     def show_worst(self, k:int=4, by:str='iou', methods=None, size:float=2.6, save=None):
-        "For each method (a row), its `k` images with the lowest `by` score, with map, box (cyan) and pet box (lime)"
-        methods = list(methods or self.scores)
-        fig,axs = _figure(len(methods)*k, len(methods), k, size)
-        axs = np.array(axs).reshape(len(methods), k)
-        for r,name in enumerate(methods):
+        "For each method (a row), its `k` images with the lowest `by` score, with map, box (cyan) and pet box (lime), explained again"
+        names = list(methods or self.scores)
+        unknown = [m for m in names if m not in self.scores]
+        if unknown: raise InputError(f"No method {unknown[0]!r} in this report; its methods: {list(self.scores)}")
+        cols = [c for c in next(iter(self.scores.values())).columns if c not in ('item', 'target', 'x0', 'y0', 'x1', 'y1')]
+        if by not in cols: raise InputError(f"by is one of the per-image scores {cols}, not {by!r}")
+        n = len(self.gt_boxes)
+        if not (isinstance(k, int) and k>=1): raise InputError(f"k is a number of images, at least 1; got {k!r}")
+        if k>n: warnings.warn(f"show_worst draws {n} images per method, not {k}: the report has {n}", stacklevel=2); k = n
+        fig,axs = _figure(len(names)*k, len(names), k, size)
+        axs = np.array(axs).reshape(len(names), k)
+        decode = BatchDecoder(self.dl)
+        for r,name in enumerate(names):
             s = self.scores[name]
-            for ax,i in zip(axs[r], s[by].sort_values(kind='stable').index[:k]):
-                show_cam(self.images[i], self.maps[name][i].float(), ax=ax)
-                show_boxes(None, torch.tensor([s.loc[i, ['x0','y0','x1','y1']].tolist(), self.gt_boxes[i].tolist()]), ax=ax)
+            worst = s[by].sort_values(kind='stable').index[:k].tolist()
+            xb = _batch_of(self.dl, worst)
+            e = self.methods[name](self.learn, xb)
+            up, ims = as_maps(e, xb.shape[-2:]), to_images(xb, decode)
+            for ax,i,im,m,b in zip(axs[r], worst, ims, up, map_boxes(up, self.frac)):
+                show_cam(im, m, ax=ax)
+                show_boxes(None, torch.stack([b, self.gt_boxes[i]]), ax=ax)
                 ax.set_title(f"{Path(str(s.loc[i,'item'])).stem}\n{by} {s.loc[i, by]:.2f}", fontsize=8)
             axs[r,0].text(-0.08, 0.5, name, transform=axs[r,0].transAxes, rotation=90, ha='right', va='center', fontsize=10)
         return _done(fig, save)
@@ -211,11 +256,12 @@ def _sync(x):
 
 def _summary(s:pd.DataFrame, iou_thresh)->dict:
     return {'pointing': s.pointing.mean(), 'IoU': s.iou.mean(), 'CorLoc': (s.iou >= iou_thresh).mean(), 'energy': s.energy.mean(),
-            'deletion': s.deletion.mean(), 'insertion': s.insertion.mean(), 'ms/img': s.ms.mean()}
+            'deletion': s.deletion.mean(), 'insertion': s.insertion.mean(), 'avg drop': s['drop'].mean(), 'increase': s['increase'].mean(),
+            'ms/img': s.ms.mean()}
 
 def localise_report(learn, methods:dict, dl, baselines:bool=True, frac:float=0.2, boundary:bool=True, iou_thresh:float=0.5,
                     curves_every:int|None=1, steps:int=16, baseline='zeros', curve_bs:int=64, seed:int=0, progress:bool=True)->LocaliseReport:
-    "Localisation scores of each of `methods` (name -> `f(learn, x)`) and the baselines over `dl`'s `(x, gt, y)` batches"
+    "Localisation and faithfulness scores of each of `methods` (name -> `f(learn, x)`) and the baselines over `dl`'s `(x, gt, y)` batches"
     methods = {k: (partial(_named, f) if isinstance(f, str) else f) for k,f in dict(methods).items()}
     if baselines: methods.update({'centre Gaussian': centre_baseline, 'random': RandomBaseline(seed)})
     first = next(iter(dl), None)
@@ -224,15 +270,14 @@ def localise_report(learn, methods:dict, dl, baselines:bool=True, frac:float=0.2
         raise InputError("localise_report needs a DataLoader of (image, mask, label) batches, such as `pets_eval_dl` or `mask_dl`; "
                          f"this one yields {type(first).__name__} of {len(first) if isinstance(first, (tuple, list)) else 1} item(s)")
     for f in methods.values(): f(learn, first[0])   # warm-up, untimed
+    del first
     items = list(getattr(dl.dataset, 'items', range(len(dl.dataset))))
-    rows,maps = {k:[] for k in methods},{k:[] for k in methods}
-    images,gt_boxes,start = [],[],0
-    decode = BatchDecoder(dl)
+    rows = {k:[] for k in methods}
+    gt_boxes,start = [],0
     for xb,gt,*_ in pbar(dl, progress):
         n,size = len(xb), xb.shape[-2:]
         masks = pet_mask(gt, boundary)
         gtb = mask_boxes(masks)
-        images.append((to_images(xb, decode)*255).round().byte())
         gt_boxes.append(gtb)
         idx = torch.arange(start, start+n)
         on_curve = (idx % curves_every == 0) if curves_every else torch.zeros(n, dtype=torch.bool)
@@ -247,17 +292,17 @@ def localise_report(learn, methods:dict, dl, baselines:bool=True, frac:float=0.2
                 d,i = deletion_insertion(learn.model, xb[on_curve.to(xb.device)], up[on_curve], plain(e.targets)[on_curve], steps, baseline,
                                          curve_bs, e.act)
                 dels[on_curve],ins[on_curve] = curve_auc(d),curve_auc(i)
-            maps[name].append(plain(e.maps).half())
+            p,pm = confidence_change(learn.model, xb, up, plain(e.targets), baseline, curve_bs, e.act)
             rows[name].append(pd.DataFrame({
                 'item': [items[j] for j in idx.tolist()], 'target': plain(e.targets).tolist(), 'prob': plain(e.target_probs).tolist(),
                 'pointing': pointing_game(up, masks).float().tolist(), 'iou': box_iou(boxes, gtb).tolist(),
-                'energy': energy_in_mask(up, masks).tolist(), 'deletion': dels.tolist(), 'insertion': ins.tolist(), 'ms': ms,
+                'energy': energy_in_mask(up, masks).tolist(), 'deletion': dels.tolist(), 'insertion': ins.tolist(),
+                'drop': average_drop(p, pm).tolist(), 'increase': (pm > p).float().tolist(), 'ms': ms,
                 **{c: boxes[:,j].tolist() for j,c in enumerate(['x0','y0','x1','y1'])}}, index=idx.tolist()))
         start += n
     scores = {k: pd.concat(v) for k,v in rows.items()}
     table = pd.DataFrame({k: _summary(s, iou_thresh) for k,s in scores.items()}).T
     if not curves_every: table = table.drop(columns=['deletion','insertion'])
     table.index.name = f"{start} images, boxes at {frac:.0%} of max"
-    maps = {k: [m for b in v for m in b] for k,v in maps.items()}
-    return LocaliseReport(table, scores, maps, torch.cat(images), torch.cat(gt_boxes), frac,
+    return LocaliseReport(table, scores, learn, methods, dl, torch.cat(gt_boxes), frac,
                           dict(frac=frac, boundary=boundary, iou_thresh=iou_thresh, curves_every=curves_every, steps=steps, baseline=baseline))

@@ -6,7 +6,8 @@ Docs: https://fastcam.github.io/fastcam/maps.html.md"""
 
 # %% ../nbs/10_maps.ipynb #1d4ebbff
 from __future__ import annotations
-import hashlib, json, os, re, time
+from .core import *   # first: it filters fastai's import-time warning
+import hashlib, itertools, json, os, re, time
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np, torch
@@ -17,7 +18,6 @@ from fastai.learner import Learner
 from fastai.data.transforms import get_image_files
 from fastai.data.load import DataLoader
 import matplotlib.pyplot as plt
-from .core import *
 from .data import items_dl, dl_batches, items_list, BatchDecoder, _valid_dl, _name
 from .methods import get_method, Method
 from .show import show_maps
@@ -125,19 +125,18 @@ class _Writer:
     "Rows of a map store in folder `path`: created from the first batch's shapes, written in place, marked done once flushed"
     def __init__(self, path:Path, info:dict): self.path,self.info,self.arrs = path,info,None
 
-    def create(self, shapes:dict):
-        "Preallocate every array (`shapes`: name -> (shape, dtype) of one row) for `n` rows, and write `store.json`"
+    def create(self, shapes:dict, meta:dict):
+        "Preallocate every array (`shapes`: name -> (shape, dtype) of one row) for `n` rows, and write `store.json` with `meta`"
         n = self.info['n']
         for k,(shape,dtype) in shapes.items():
             np.lib.format.open_memmap(self.path/f'{k}.npy', mode='w+', dtype=dtype, shape=(n, *shape)).flush()
         np.lib.format.open_memmap(self.path/'done.npy', mode='w+', dtype=np.bool_, shape=(n,)).flush()
-        self.save_info(complete=False)
+        self.save_info(dict(self.info, **meta, complete=False))
 
-    def save_info(self, **kwargs):
+    def save_info(self, info:dict):
         "Write `store.json` (through a temporary file, so a reader never sees half of it)"
-        self.info.update(kwargs)
         tmp = self.path/'store.json.tmp'
-        tmp.write_text(json.dumps(self.info, indent=1))
+        tmp.write_text(json.dumps(info, indent=1))
         os.replace(tmp, self.path/'store.json')
 
     def open(self):
@@ -150,6 +149,10 @@ class _Writer:
         for k in batch: self.arrs[k].flush()
         self.arrs['done'][rows] = True
         self.arrs['done'].flush()
+
+    def finish(self):
+        "Record in `store.json` whether every row is written"
+        self.save_info(dict(_info(self.path), complete=bool(np.load(self.path/'done.npy').all())))
 
 # %% ../nbs/10_maps.ipynb #549aab0f
 def _dist():
@@ -212,12 +215,11 @@ def _checked_store(path:Path|None, info:dict, rank:int, world:int)->np.ndarray:
     return verdict
 
 def _targets_for(targets, rows:np.ndarray, labels):
-    "The targets of the items at `rows`: all predicted, one for all, one per item, or the batch's labels"
-    if targets is None or isinstance(targets, (str, int, np.integer)) and not (isinstance(targets, str) and targets=='label'): return targets
-    if isinstance(targets, str): 
+    "The targets of the items at `rows`: all predicted (None), one for all, one per item (a list), or the batch's `labels`"
+    if isinstance(targets, str) and targets=='label':
         if labels is None: raise InputError("targets='label' needs a DataLoader that yields labels (e.g. learn.dls.valid, or dls.test_dl(items, with_labels=True))")
         return labels
-    return [targets[int(r)] for r in rows]
+    return [targets[int(r)] for r in rows] if isinstance(targets, list) else targets
 
 def _batch_arrays(e:Explanation, dtype, images:bool)->dict:
     "The rows of one explained batch as numpy arrays, maps refused where `dtype` cannot hold them"
@@ -236,67 +238,75 @@ def _batch_arrays(e:Explanation, dtype, images:bool)->dict:
 _np_dtypes = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
 
 @patch
+def _maps_source(self:Learner, items, dl, convert:bool):
+    "The `DataLoader` `get_maps` reads: of `items`, `dl` itself, or the validation set"
+    if dl is not None and not isinstance(dl, DataLoader):
+        raise InputError(f"dl is a fastai DataLoader, not {type(dl).__name__} {dl!r:.40}" + (": name the method, get_maps(items, method=...)"
+                         if isinstance(dl, (str, Method)) else ''))
+    if items is None: return dl if dl is not None else _valid_dl(self.dls)
+    if dl is not None: raise InputError("Give items or dl, not both")
+    return items_dl(items, self.dls, convert=convert)
+
+@patch
+def _map_batches(self:Learner, dl, rows:np.ndarray, method:Method, targets, options:dict, dtype, images:bool, progress:bool):
+    "For each batch of `dl` (the items at `rows`): the rows, their arrays, and the layer, activation and vocab of the maps"
+    k, decode = 0, BatchDecoder(dl)
+    for b in pbar(dl_batches(dl), progress, total=len(dl) if len(rows) else 0):
+        r = rows[k:k+len(b[0])]; k += len(r)
+        e = self.explain(b[0], method, targets=_targets_for(targets, r, b[1] if len(b)>1 else None), **options)
+        yield r, _batch_arrays(e.replace(decode=decode), dtype, images), dict(layer=e.layer, act=e.act, vocab=e.vocab)
+
+def _first_shapes(first)->tuple|None:
+    "The row shapes and dtypes of a first batch's arrays, and its metadata (None without a batch)"
+    return None if first is None else ({k: (v.shape[1:], v.dtype.str) for k,v in first[1].items()}, first[2])
+
+def _write_store(path:Path, info:dict, done:np.ndarray, batches, rank:int, world:int)->MapStore:
+    "Write `batches` into the store at `path` (a new one created from the first batch any process has), and reopen it"
+    first = next(batches, None)
+    w = _Writer(path, info)
+    if not done.any():
+        shapes = next((o for o in _all(_first_shapes(first), world) if o is not None), None)
+        if shapes is None: raise InputError("No items to explain")
+        if rank==0: w.create(*shapes)
+        _barrier(world)
+    w.open()
+    for r,arrs,_ in itertools.chain([first] if first is not None else [], batches): w.write(r, arrs)
+    _barrier(world)
+    if rank==0: w.finish()
+    _barrier(world)
+    return load_maps(path)
+
+def _gather_store(info:dict, batches, world:int)->MapStore:
+    "The store in memory: the batches of every process, in the items' order"
+    got = [o for part in _all([(r, a, m) for r,a,m in batches], world) for o in part]
+    if not got: raise InputError("No items to explain")
+    order = np.argsort(np.concatenate([r for r,_,_ in got]), kind='stable')
+    arrs = {k: np.concatenate([a[k] for _,a,_ in got])[order] for k in got[0][1]}
+    return MapStore(arrs['maps'], arrs['targets'], arrs['probs'], arrs.get('images'), dict(info, **got[0][2]))
+
+# %% ../nbs/10_maps.ipynb #ac8f9cf0
+@patch
 def get_maps(self:Learner, items=None, dl=None, method='gradcam', path=None, bs:int|None=None, dtype=torch.float16, targets=None,
              images:bool=True, convert:bool=False, num_workers:int|None=None, progress:bool=True, **options)->MapStore:
     "Maps of `method` for `items` (or `dl`; default: the validation set), batch by batch; with `path`, written to a resumable store there"
     m = get_method(method)
     if dtype not in _np_dtypes: raise InputError(f"dtype is one of {list(_np_dtypes)}, not {dtype!r}")
     if bs is not None and not (isinstance(bs, (int, np.integer)) and not isinstance(bs, bool) and bs>=1): raise InputError(f"bs is a number of images, at least 1; got {bs!r}")
-    src = _valid_dl(self.dls) if items is None and dl is None else dl
-    if dl is not None and not isinstance(dl, DataLoader):
-        raise InputError(f"dl is a fastai DataLoader, not {type(dl).__name__} {dl!r:.40}" + (": name the method, get_maps(items, method=...)"
-                         if isinstance(dl, (str, Method)) else ''))
-    if items is not None:
-        if dl is not None: raise InputError("Give items or dl, not both")
-        items = items_list(items)
-        src = items_dl(items, self.dls, convert=convert)
-    bs = int(ifnone(bs, getattr(src, 'bs', None) or 64))
-    workers = ifnone(num_workers, getattr(getattr(src, 'fake_l', None), 'num_workers', 0))
+    if items is not None: items = items_list(items)
+    src = self._maps_source(items, dl, convert)
     if targets is not None and not isinstance(targets, (str, int, np.integer)):
         targets = list(targets.tolist() if hasattr(targets, 'tolist') else targets)
         if len(targets)!=src.n: raise InputError(f"{len(targets)} targets for {src.n} items: give one target, or one per item")
     path = Path(path) if path is not None else None
     info = _settings(self, items, src, m, targets, dtype, images, options)
-    dev = model_param(self.model).device if model_param(self.model) is not None else torch.device('cpu')
-    with _ranks(dev) as (rank, world), _rank_device(self, world):
+    p = model_param(self.model)
+    with _ranks(p.device if p is not None else torch.device('cpu')) as (rank, world), _rank_device(self, world):
         done = _checked_store(path, info, rank, world)
-        rows = np.array_split(np.flatnonzero(~done), world)[rank]
-        part = src.new(get_idxs=lambda: rows.tolist(), n=len(rows), bs=bs, shuffle=False, drop_last=False, num_workers=workers)
-        def explained():
-            k = 0
-            for b in pbar(dl_batches(part), progress and rank==0, total=len(part) if len(rows) else 0):
-                r = rows[k:k+len(b[0])]; k += len(r)
-                t = _targets_for(targets, r, b[1] if len(b)>1 and targets=='label' else None)
-                e = self.explain(b[0], m, targets=t, **options)
-                yield r, _batch_arrays(e.replace(decode=BatchDecoder(src)), dtype, images), e
-        gen = explained()
-        first = next(gen, None)
-        shapes = {k: (v.shape[1:], v.dtype.str) for k,v in first[1].items()} if first is not None else None
-        meta = dict(layer=first[2].layer, act=first[2].act, vocab=first[2].vocab) if first is not None else None
-        shapes, meta = next(((s, m_) for s,m_ in zip(_all(shapes, world), _all(meta, world)) if s is not None), (shapes, meta))
-        if path is None: res = [first] + list(gen) if first is not None else []
-        else:
-            w = _Writer(path, info)
-            if shapes is None and not done.any(): raise InputError("No items to explain")
-            if not done.any() and shapes is not None:
-                if rank==0: info.update(meta); w.create(shapes)
-                _barrier(world)
-            w.open()
-            for r,arrs,_ in ([first] if first is not None else []): w.write(r, arrs)
-            for r,arrs,_ in gen: w.write(r, arrs)
-            _barrier(world)
-            if rank==0: 
-                w.info = _info(path) or w.info
-                w.save_info(complete=bool(np.load(path/'done.npy').all()))
-            _barrier(world)
-            return load_maps(path)
-        parts = _all([(r, a) for r,a,_ in res], world)
-    got = [o for p in parts for o in p]
-    if not got: raise InputError("No items to explain")
-    order = np.argsort(np.concatenate([r for r,_ in got]), kind='stable')
-    arrs = {k: np.concatenate([a[k] for _,a in got])[order] for k in got[0][1]}
-    info.update(meta)
-    return MapStore(arrs['maps'], arrs['targets'], arrs['probs'], arrs.get('images'), info)
+        rows = np.array_split(np.flatnonzero(~done), world)[rank]   # the items not written yet, a contiguous block per process
+        part = src.new(get_idxs=lambda: rows.tolist(), n=len(rows), bs=int(ifnone(bs, getattr(src, 'bs', None) or 64)), shuffle=False,
+                       drop_last=False, num_workers=ifnone(num_workers, src.fake_l.num_workers))
+        batches = self._map_batches(part, rows, m, targets, options, dtype, images, progress and rank==0)
+        return _write_store(path, info, done, batches, rank, world) if path is not None else _gather_store(info, batches, world)
 
 # %% ../nbs/10_maps.ipynb #6f60666e
 @patch

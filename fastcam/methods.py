@@ -6,8 +6,9 @@ Docs: https://fastcam.github.io/fastcam/methods.html.md"""
 
 # %% ../nbs/05_methods.ipynb #385ff897
 from __future__ import annotations
+from .core import *   # first: it filters fastai's import-time warning
 import inspect, math
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, ExitStack
 from dataclasses import dataclass
 from typing import Callable
 import numpy as np, torch, torch.nn.functional as F
@@ -16,15 +17,16 @@ from fastcore.basics import patch_to
 from fastai.learner import Learner
 from fastai.layers import Flatten as FastaiFlatten
 from fastai.callback.fp16 import MixedPrecision, AMPMode
-from .core import *
 from .data import to_batch
 
 # %% auto #0
 __all__ = ['methods', 'relu_rules', 'activation_of', 'default_activation', 'score_space', 'predictions', 'sigmoid_probs',
            'class_names', 'resolve_targets', 'Pass', 'Method', 'get_method', 'explain', 'amp_dtype', 'register',
-           'cam_layers', 'cam', 'layer_grads', 'gradcam', 'gradcam_pp', 'layercam', 'relu_rule', 'input_grads',
-           'saliency', 'smoothgrad', 'guided_backprop', 'deconvnet', 'guided_gradcam', 'occlusion', 'fuse_maps',
-           'multi_layer', 'flip_average']
+           'cam_layers', 'needs_gap_head', 'cam', 'layer_of', 'layer_acts', 'needs_positions', 'layer_grads', 'gradcam',
+           'gradcam_pp', 'layercam', 'needs_relus', 'relu_rule', 'input_grads', 'saliency', 'smoothgrad',
+           'guided_backprop', 'deconvnet', 'guided_gradcam', 'occlusion', 'xgradcam', 'hirescam', 'eigencam',
+           'scorecam', 'ablationcam', 'integrated_gradients', 'fuse_maps', 'multi_layer', 'flip_average',
+           'attention_probs', 'needs_attention', 'rollout']
 
 # %% ../nbs/05_methods.ipynb #505a19bb
 _acts = {'identity': lambda t: t, 'softmax': lambda t: t.softmax(-1), 'sigmoid': torch.sigmoid}
@@ -59,6 +61,7 @@ def sigmoid_probs(logits:Tensor)->Tensor:
 
 # %% ../nbs/05_methods.ipynb #f4f3b998
 def _is_int(t)->bool: return isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_))
+_no_bools = "Targets are class indices (int) or names (str), not booleans: a mask selects images (e[mask]), it does not name a class"
 
 def class_names(vocab, k:int, act:str)->list|None:
     "Names of the `k` classes of the score space (a single sigmoid output named 'v' gives 'not v', 'v')"
@@ -74,10 +77,13 @@ def resolve_targets(targets, scores:Tensor, act:str, names=None)->Tensor:
     if targets is None:
         if act=='identity' and k>1: raise TargetError(f"This regression model has {k} outputs: pass targets= the index of the output to explain")
         return scores.argmax(1) if k>1 else torch.zeros(n, dtype=torch.long, device=scores.device)
-    if isinstance(targets, Tensor):
-        if targets.is_floating_point() or targets.dtype==torch.bool: raise TargetError(f"Targets are class indices or names, got a {targets.dtype} tensor")
-        ts = targets.flatten().tolist()
-    elif isinstance(targets, (str, int, np.integer, float, np.floating, bool)): ts = [targets]
+    if isinstance(targets, np.ndarray) and targets.dtype.kind not in 'biufc': ts = targets.ravel().tolist()   # an array of names
+    elif isinstance(targets, (Tensor, np.ndarray)):   # of integers (0-d: one for all), never booleans or floats
+        a = torch.as_tensor(targets)
+        if a.dtype==torch.bool: raise TargetError(_no_bools)
+        if a.is_floating_point() or a.is_complex(): raise TargetError(f"Targets are class indices (int) or names (str), not {a.dtype} values")
+        ts = a.flatten().tolist()
+    elif isinstance(targets, (str, int, np.integer, float, np.floating, bool, np.bool_)): ts = [targets]
     else: ts = list(targets)
     if len(ts)==1: ts = ts*n
     if len(ts)!=n: raise InputError(f"{len(ts)} targets for {n} images: give one target, or one per image")
@@ -85,12 +91,22 @@ def resolve_targets(targets, scores:Tensor, act:str, names=None)->Tensor:
         if isinstance(t, str):
             if names is None or t not in names: raise TargetError(f"{t!r} is not a class of this model; classes: {names}")
             return names.index(t)
+        if isinstance(t, (bool, np.bool_)): raise TargetError(_no_bools)
         if not _is_int(t): raise TargetError(f"Targets are class indices (int) or names (str), not {type(t).__name__} {t!r}")
         if not 0<=t<k: raise TargetError(f"Class index {t} out of range: this model has {k} classes" + (f" {names}" if names else ''))
         return int(t)
     return torch.tensor([idx(t) for t in ts], device=scores.device)
 
 # %% ../nbs/05_methods.ipynb #51b81466
+def _channels_last_head(model:nn.Module)->str|None:
+    "Why a fastai model cannot run, when fastai's `TimmBody` passes channels-last features (timm's Swin) to a channels-first head"
+    if not is_body_head(model) or type(model[0]).__name__!='TimmBody': return None
+    vit = next((v for v in token_models(model) if v.__dict__.get('num_prefix_tokens') is None), None)
+    if vit is None: return None
+    return (f"fastai's `vision_learner` puts a head for channels-first maps on the channels-last features (n, h, w, c) of this "
+            f"{type(vit).__name__}, and the model cannot run: build the learner with fastcam's `timm_learner(dls, arch)`, "
+            "whose body outputs (n, c, h, w)")
+
 class Pass:
     "One explanation pass of `model` on batch `x`: runs it (hooked at a layer), fixes the targets, scores and differentiates them"
     def __init__(self, model:nn.Module, x:Tensor, targets=None, vocab=None, act:str|None=None):
@@ -101,11 +117,12 @@ class Pass:
     def run(self, layer:nn.Module|None=None, grad:bool=False, x:Tensor|None=None)->Tensor|None:
         "Run the model on `x` (default: the batch) and return `layer`'s output (a graph leaf with `grad`); the first run fixes the targets"
         x = self.x if x is None else x
-        with (Capture(layer, grad=grad) if layer is not None else nullcontext()) as h:
+        with (Capture(layer, grad=grad, model=self.model) if layer is not None else nullcontext()) as h:
             try: out = self.model(x)
             except torch.OutOfMemoryError: raise
             except (RuntimeError, TypeError) as e:   # a batch the model cannot take (channels, size): say so in fastcam's terms
-                raise InputError(f"The model cannot run on a batch of shape {tuple(x.shape)} ({x.dtype}): {str(e).splitlines()[0]}") from e
+                raise InputError(_channels_last_head(self.model) or
+                                 f"The model cannot run on a batch of shape {tuple(x.shape)} ({x.dtype}): {str(e).splitlines()[0]}") from e
         self.out = self.scored(out)
         if self.targets is None:
             self.scores = self.out.detach() if self.out.requires_grad else self.out
@@ -137,13 +154,39 @@ class Pass:
         self.checks.append((ok.reshape(1), message))
 
 # %% ../nbs/05_methods.ipynb #17b04e3b
+def _options(o, x)->dict: return dict(o(x) if callable(o) else (o or {}))
+
 @dataclass
 class Method:
-    "An explanation method: `rule(p:Pass, **options)` returns maps (or a dict), `grad` says whether it needs gradients"
+    "An explanation method: its `rule(p:Pass, **options)`, which returns maps (or a dict), and what views and tests need to use it"
     name:str
     title:str
     rule:Callable
-    grad:bool=True
+    grad:bool=True                   # whether the rule takes gradients
+    draw:str='overlay'               # how views draw its maps: 'overlay', 'pixel' (overlay up to the 99th percentile) or 'picture' (`grad_image`)
+    needs:tuple=()                   # checks `f(model, x)` of what the rule needs of a model, each raising a `FastcamError` that names the fix
+    options:dict|Callable|None=None  # the options views pass: a dict, or `f(x)` of the batch (sizes relative to the image)
+    quick:dict|Callable|None=None    # options added for a quick run (tests): fewer samples, larger patches
+    default:bool=True                # whether `compare_methods` shows it unless told which methods to show
+
+    def view_options(self, x:Tensor)->dict:
+        "The options views pass for batch `x`"
+        return _options(self.options, x)
+
+    def quick_options(self, x:Tensor)->dict:
+        "The options of a quick run on batch `x` (the view options, then `quick`)"
+        return {**self.view_options(x), **_options(self.quick, x)}
+
+    def why_not(self, model:nn.Module, x:Tensor)->str|None:
+        "Why this method cannot explain `model` on batch `x` (the first failed check's message), or None when it can"
+        for check in self.needs:
+            try: check(model, x)
+            except FastcamError as e: return str(e)
+        return None
+
+    def supports(self, model:nn.Module, x:Tensor)->bool:
+        "Whether this method can explain `model` on batch `x`"
+        return self.why_not(model, x) is None
 
 methods = {}
 
@@ -222,12 +265,41 @@ def explain(self:Learner, items, method='gradcam', targets=None, convert:bool=Fa
 # %% ../nbs/05_methods.ipynb #02661458
 _pipeline_params = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d)
                     for n,d in (('dls',None), ('vocab',None), ('act',None), ('autocast',None), ('convert',False))]
+_param_docs = dict(
+    model="the PyTorch model to explain (`learn.model`: a fastai `Sequential(body, head)`, or any model with its layer named)",
+    items="what to explain: files, bytes, PIL images, numpy arrays `(h, w, 3)` or tensors `(3, h, w)`, or a model-ready batch `(n, 3, H, W)`",
+    targets="the class explained in each image: class names or indices, one for every image or one per image (default: the predicted class)",
+    dls="`DataLoaders` whose validation transforms and vocab prepare `items` (as `learn.dls` does)", vocab="the class names",
+    act="how outputs become predictions: 'softmax', 'sigmoid' or 'identity' (default: softmax, sigmoid for one output)",
+    autocast="a dtype to explain under `torch.autocast` (a learner's mixed precision)",
+    convert="convert grayscale, RGBA and other non-RGB images to RGB instead of refusing them")
 
-def register(title:str, grad:bool=True):
+def _rule_docs(rule)->dict:
+    "The rule's parameters as documented in fastai's docments style (a comment after each); `{}` where its source cannot be read"
+    from fastcore.docments import docments
+    try: return docments(rule)
+    except Exception: return {}
+
+def _method_doc(m:Method, on_learner:bool=False)->str:
+    "The docstring of `m`'s function (or `Learner` method): the rule's own line, every parameter, what it returns and what it needs"
+    docs = _rule_docs(m.rule)
+    opts = list(inspect.signature(m.rule).parameters.values())[1:]
+    head = ['items', 'targets'] if on_learner else ['model', 'items', 'targets']
+    tail = ['convert'] if on_learner else [o.name for o in _pipeline_params]
+    lines = [(n, _param_docs[n]) for n in head] + [(o.name, (docs.get(o.name) or '') + f" (default {o.default!r})") for o in opts] \
+            + [(n, _param_docs[n]) for n in tail]
+    kind = {'overlay': 'drawn over the image', 'pixel': 'one value per pixel', 'picture': 'with the gradient images in `grads` (n, 3, H, W)'}
+    doc = [m.rule.__doc__ or m.title, '', 'Parameters:'] + [f"    {n}: {d.strip()}" for n,d in lines]
+    doc += ['', f"Returns an `Explanation` (`maps` (n, h, w), {kind[m.draw]}; `targets`, `probs`, the input batch `x`) on the model's device."]
+    if m.needs: doc += ['', 'Needs:'] + [f"    {(c.__doc__ or c.__name__).strip()}" for c in m.needs]
+    return '\n'.join(doc)
+
+def register(title:str, grad:bool=True, draw:str='overlay', needs:tuple=(), options=None, quick=None, default:bool=True):
     "Decorator: register a rule `f(p:Pass, **options)` as method `f.__name__`; returns `f(model, items, targets=None, **options)`"
+    if draw not in ('overlay', 'pixel', 'picture'): raise InputError(f"draw is 'overlay', 'pixel' or 'picture', not {draw!r}")
     def _register(rule):
         name = rule.__name__
-        methods[name] = Method(name, title, rule, grad)
+        m = methods[name] = Method(name, title, rule, grad, draw, tuple(needs), options, quick, default)
         opts = [o.replace(kind=inspect.Parameter.KEYWORD_ONLY) for o in list(inspect.signature(rule).parameters.values())[1:]]
         P = inspect.Parameter
         head = [P('items', P.POSITIONAL_OR_KEYWORD), P('targets', P.POSITIONAL_OR_KEYWORD, default=None)]
@@ -235,7 +307,8 @@ def register(title:str, grad:bool=True):
         def on_learner(self:Learner, items, targets=None, **kwargs)->Explanation: return self.explain(items, name, targets, **kwargs)
         f.__signature__ = inspect.Signature([P('model', P.POSITIONAL_OR_KEYWORD)]+head+opts+_pipeline_params, return_annotation=Explanation)
         on_learner.__signature__ = inspect.Signature([P('self', P.POSITIONAL_OR_KEYWORD)]+head+opts+_pipeline_params[-1:], return_annotation=Explanation)
-        for g in (f, on_learner): g.__name__, g.__doc__, g.__module__ = name, rule.__doc__, rule.__module__
+        for g,doc in ((f, _method_doc(m)), (on_learner, _method_doc(m, on_learner=True))):
+            g.__name__, g.__doc__, g.__module__, g.__wrapped__ = name, doc, rule.__module__, rule   # `??` shows the rule's source
         f.__qualname__, on_learner.__qualname__, f.rule = name, f"Learner.{name}", rule
         patch_to(Learner)(on_learner)
         return f
@@ -259,9 +332,16 @@ def cam_layers(model:nn.Module, body:nn.Module|str|None=None, fc:nn.Module|str|N
                          "or use Grad-CAM (`learn.gradcam(...)`), which explains any head")
     return (find_layer(model, body) if body is not None else b), lins[0]
 
+def needs_gap_head(model:nn.Module, x:Tensor|None=None):
+    "A head that is global average pooling then one Linear layer. fastai's default head is refused with an `InputError` naming the two fixes: the GAP head surgery (`learn = cam_learner(learn)`, then retrain) or Grad-CAM"
+    cam_layers(model)
+
 # %% ../nbs/05_methods.ipynb #a5b68cbb
-@register('CAM', grad=False)
-def cam(p:Pass, body=None, fc=None):
+@register('CAM', grad=False, needs=(needs_gap_head,))
+def cam(p:Pass,
+        body=None, # the feature layer of a model that is not a fastai `Sequential(body, head)` (a module or its name)
+        fc=None, # the linear layer after the global average pooling, for such a model
+       ):
     "Class activation maps from one forward pass, for every class; `body`/`fc` name the feature and linear layers of other models"
     named = body is not None or fc is not None
     body,fc = cam_layers(p.model, body, fc)
@@ -280,32 +360,60 @@ def cam(p:Pass, body=None, fc=None):
                               "layer are not global average pooling alone. Use Grad-CAM for this model")
     return dict(class_maps=score_space(cm, p.act), layer=layer_name(p.model, body))
 
+# %% ../nbs/05_methods.ipynb #8e92d9c4
+def layer_of(p:Pass, layer=None)->nn.Module:
+    "The module `layer` names (default: the model's last spatial layer), recorded as the pass's layer"
+    m = find_layer(p.model, layer) if layer is not None else spatial_layer(p.model, p.x)
+    p.layer = layer_name(p.model, m)
+    return m
+
+def layer_acts(p:Pass, layer=None)->Tensor:
+    "Activations `(n,c,h,w)` of `layer` (default: the last spatial layer) from one forward pass without gradients, in at least float32"
+    m = layer_of(p, layer)
+    a = p.run(m)
+    if a.dim()!=4: raise InputError(f"Layer {p.layer!r} ({type(m).__name__}) outputs shape {tuple(a.shape)}, not feature maps "
+                                    "(n, c, h, w): this method needs a layer with positions, such as a convolution or the body")
+    return wide(a)
+
+def needs_positions(model:nn.Module, x:Tensor):
+    "A layer with positions: the default layer (the model's last spatial layer; `layer=` names another) outputs feature maps (n, c, h, w)"
+    with preserve_state(model), torch.no_grad(): layer_acts(Pass(model, to_model(x[:1], model)))
+
 # %% ../nbs/05_methods.ipynb #077fee08
 def layer_grads(p:Pass, layer=None)->tuple:
     "Activations `(n,c,h,w)` of `layer` (default: the last spatial layer) and the gradients of the target scores, in at least float32"
     layer = find_layer(p.model, layer) if layer is not None else spatial_layer(p.model, p.x)
     p.layer = layer_name(p.model, layer)
     a = p.run(layer, grad=True)
-    if a.dim()!=4: raise InputError(f"Layer {p.layer!r} ({type(layer).__name__}) outputs shape {tuple(a.shape)}, not feature maps "
-                                    "(n, c, h, w): gradient maps need a layer with positions, such as a convolution or the body")
+    if a.dim()!=4:
+        hint = ("for a vision transformer, a layer that outputs its patch tokens (a block, a norm)" if token_models(p.model)
+                else "such as a convolution or the body")
+        raise InputError(f"Layer {p.layer!r} ({type(layer).__name__}) outputs shape {tuple(a.shape)}, not feature maps "
+                         f"(n, c, h, w): gradient maps need a layer with positions, {hint}; `layers(model, x)` lists them")
     return wide(a.detach()), wide(p.grad(a))
 
-@register('Grad-CAM')
-def gradcam(p:Pass, layer=None):
+@register('Grad-CAM', needs=(needs_positions,))
+def gradcam(p:Pass,
+            layer=None, # the layer to explain: a module or its name in `model.named_modules()` (default: the last spatial layer)
+           ):
     "Grad-CAM: the channels of `layer` (default: last spatial layer) weighted by their mean gradient, summed, ReLU"
     a,g = layer_grads(p, layer)
     return F.relu((g.mean((2,3), keepdim=True)*a).sum(1))
 
-@register('Grad-CAM++')
-def gradcam_pp(p:Pass, layer=None):
+@register('Grad-CAM++', needs=(needs_positions,))
+def gradcam_pp(p:Pass,
+               layer=None, # the layer to explain: a module or its name (default: the last spatial layer)
+              ):
     "Grad-CAM++: positive gradients weighted by the closed-form coefficients"
     a,g = layer_grads(p, layer)
     g2 = g**2
     aij = torch.where(g!=0, g2/(2*g2 + a.sum((2,3), keepdim=True)*g2*g + 1e-6), torch.zeros_like(g))
     return F.relu(((F.relu(g)*aij).sum((2,3), keepdim=True)*a).sum(1))
 
-@register('LayerCAM')
-def layercam(p:Pass, layer=None):
+@register('LayerCAM', needs=(needs_positions,))
+def layercam(p:Pass,
+             layer=None, # the layer to explain: a module or its name (default: the last spatial layer)
+            ):
     "LayerCAM: each position of `layer` weighted by its own positive gradient"
     a,g = layer_grads(p, layer)
     return F.relu((F.relu(g)*a).sum(1))
@@ -328,11 +436,8 @@ relu_rules = ('backprop', 'deconvnet', 'guided')
 _other_activations = {'GELU', 'GELUTanh', 'QuickGELU', 'SiLU', 'Swish', 'Mish', 'Hardswish', 'HardSwish', 'ELU', 'SELU', 'CELU',
                       'LeakyReLU', 'PReLU', 'RReLU', 'Softplus', 'Tanh', 'Hardtanh'}   # not Sigmoid: squeeze-excitation gates use it
 
-@contextmanager
-def relu_rule(model:nn.Module, rule:str='guided'):
-    "Context manager: every `nn.ReLU`/`nn.ReLU6` of `model` passes gradients back by `rule` ('backprop', 'deconvnet' or 'guided')"
-    if rule not in relu_rules: raise InputError(f"rule is one of {relu_rules}, not {rule!r}")
-    relus = [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+def _check_relus(model:nn.Module, rule:str='guided'):
+    "Refuse `model` for `rule` unless its body has ReLU modules and no activation modules whose gradient a rule cannot change"
     others = [(n, type(m).__name__) for n,m in model.named_modules() if type(m).__name__ in _other_activations]
     body = model[0] if is_body_head(model) else model
     if not any(isinstance(m, (nn.ReLU, nn.ReLU6)) for m in body.modules()) or others:
@@ -340,6 +445,17 @@ def relu_rule(model:nn.Module, rule:str='guided'):
               "its body has no nn.ReLU/nn.ReLU6 modules (its activations are functions or other modules)"
         raise InputError(f"The {rule} rule changes what ReLU modules pass back, and {why}: the result would not be {rule}. "
                          "Use saliency, SmoothGrad or the Grad-CAM family for this model")
+
+def needs_relus(model:nn.Module, x:Tensor|None=None):
+    "ReLU modules: a body whose activations are `nn.ReLU`/`nn.ReLU6` modules and no other activation modules (GELU, SiLU, ...), whose backward the rule changes"
+    _check_relus(model)
+
+@contextmanager
+def relu_rule(model:nn.Module, rule:str='guided'):
+    "Context manager: every `nn.ReLU`/`nn.ReLU6` of `model` passes gradients back by `rule` ('backprop', 'deconvnet' or 'guided')"
+    if rule not in relu_rules: raise InputError(f"rule is one of {relu_rules}, not {rule!r}")
+    _check_relus(model, rule)
+    relus = [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
     inputs = {}
     def keep(m, i): inputs[m] = i[0]; return (i[0].clone(),) if getattr(m, 'inplace', False) else None
     def swap(m, i, o): return _ReLURule.apply(inputs.pop(m), 6. if isinstance(m, nn.ReLU6) else None, rule)
@@ -357,13 +473,17 @@ def input_grads(p:Pass, rule:str|None=None, x:Tensor|None=None)->Tensor:
 
 def _input_maps(g:Tensor, layer:str='input')->dict: return dict(maps=g.abs().amax(1), grads=g, layer=layer)
 
-@register('Saliency')
+@register('Saliency', draw='pixel', default=False)
 def saliency(p:Pass):
     "Saliency: absolute input gradient of each image's target score, largest over the colour channels"
     return _input_maps(input_grads(p))
 
-@register('SmoothGrad')
-def smoothgrad(p:Pass, n:int=16, sigma:float=0.15, seed:int=0):
+@register('SmoothGrad', draw='pixel', quick=dict(n=2))
+def smoothgrad(p:Pass,
+               n:int=16, # the number of noisy copies of each image
+               sigma:float=0.15, # the noise's standard deviation, a fraction of each image's value range
+               seed:int=0, # the seed of the noise, drawn on the model's device
+              ):
     "SmoothGrad: input gradients averaged over `n` noisy copies (noise `sigma` times each image's value range), seeded"
     if not (_is_int(n) and n>=1): raise InputError(f"n is the number of noisy copies, at least 1; got {n!r}")
     if not sigma>=0: raise InputError(f"sigma is a fraction of the image's value range, at least 0; got {sigma!r}")
@@ -374,18 +494,20 @@ def smoothgrad(p:Pass, n:int=16, sigma:float=0.15, seed:int=0):
     noisy = lambda: p.x + spread*torch.randn(p.x.shape, generator=gen, device=p.x.device, dtype=torch.float32).to(p.x.dtype)
     return _input_maps(sum(input_grads(p, x=noisy()) for _ in range(n))/n)
 
-@register('Guided Backprop')
+@register('Guided Backprop', draw='picture', needs=(needs_relus,))
 def guided_backprop(p:Pass):
     "Guided backpropagation: input gradients through ReLUs that pass positive gradients where the input was positive"
     return _input_maps(input_grads(p, 'guided'))
 
-@register('Deconvnet')
+@register('Deconvnet', draw='picture', needs=(needs_relus,), default=False)
 def deconvnet(p:Pass):
     "Deconvnet: input gradients through ReLUs that pass the positive gradients, wherever the input was"
     return _input_maps(input_grads(p, 'deconvnet'))
 
-@register('Guided Grad-CAM')
-def guided_gradcam(p:Pass, layer=None):
+@register('Guided Grad-CAM', draw='picture', needs=(needs_relus, needs_positions))
+def guided_gradcam(p:Pass,
+                   layer=None, # the layer of the Grad-CAM map: a module or its name (default: the last spatial layer)
+                  ):
     "Guided Grad-CAM: guided backpropagation times the Grad-CAM map of `layer` upsampled to the input"
     gc = gradcam.rule(p, layer)
     return _input_maps(input_grads(p, 'guided')*upsample(gc, p.x.shape[-2:])[:,None], layer=p.layer)
@@ -393,8 +515,17 @@ def guided_gradcam(p:Pass, layer=None):
 # %% ../nbs/05_methods.ipynb #6b5b0021
 def _positions(n, p, s): return [k*s for k in range(math.ceil(max(n-p, 0)/s)+1)]
 
-@register('Occlusion', grad=False)
-def occlusion(p:Pass, patch:int=16, stride:int=8, baseline:float=0., bs:int=64, progress:bool=True):
+def _side(x:Tensor)->int: return min(x.shape[-2:])
+
+@register('Occlusion', grad=False, options=lambda x: dict(patch=max(1, _side(x)//7), stride=max(1, _side(x)//14), progress=False),
+          quick=lambda x: dict(patch=max(1, _side(x)//4), stride=max(1, _side(x)//4)))
+def occlusion(p:Pass,
+              patch:int=16, # the side of the hiding square, in pixels
+              stride:int=8, # the step between squares, in pixels (at most `patch`)
+              baseline:float=0., # what hides the pixels, in the model's input units (0: the mean colour of normalised data)
+              bs:int=64, # occluded images per forward pass: bounds the memory
+              progress:bool=True, # show a progress bar over the forward passes
+             ):
     "Occlusion: average drop of each image's target score when a `patch` square sliding by `stride` hides the pixel"
     if not (_is_int(patch) and _is_int(stride) and patch>=1 and stride>=1):
         raise InputError(f"patch and stride are whole numbers of pixels, at least 1; got patch={patch!r}, stride={stride!r}")
@@ -416,6 +547,134 @@ def occlusion(p:Pass, patch:int=16, stride:int=8, baseline:float=0., bs:int=64, 
             total[:, i:i+patch, j:j+patch] += drop[c][:,None,None]
             count[i:i+patch, j:j+patch] += 1
     return dict(maps=total/count, layer='input')
+
+# %% ../nbs/05_methods.ipynb #a10be5ca
+@register('XGrad-CAM', needs=(needs_positions,), default=False)
+def xgradcam(p:Pass,
+             layer=None, # the layer to explain: a module or its name (default: the last spatial layer)
+            ):
+    "XGrad-CAM: the channels of `layer` weighted by their gradients averaged with the channels' own activations as weights, summed, ReLU"
+    a,g = layer_grads(p, layer)
+    s = a.sum((2,3), keepdim=True)
+    w = torch.where(s!=0, (g*a).sum((2,3), keepdim=True)/torch.where(s!=0, s, torch.ones_like(s)), torch.zeros_like(s))
+    return F.relu((w*a).sum(1))
+
+@register('HiResCAM', needs=(needs_positions,), default=False)
+def hirescam(p:Pass,
+             layer=None, # the layer to explain: a module or its name (default: the last spatial layer)
+            ):
+    "HiResCAM: the activations of `layer` times their gradients, position by position, summed over the channels, ReLU"
+    a,g = layer_grads(p, layer)
+    return F.relu((g*a).sum(1))
+
+# %% ../nbs/05_methods.ipynb #b90eccfe
+@register('Eigen-CAM', grad=False, needs=(needs_positions,), default=False)
+def eigencam(p:Pass,
+             layer=None, # the layer to project: a module or its name (default: the last spatial layer)
+            ):
+    "Eigen-CAM: the activations of `layer` projected on their first principal component over the positions, signed so the channels' sum grows along it, ReLU; the same map for every class"
+    a = layer_acts(p, layer)
+    n,c,h,w = a.shape
+    m = a.flatten(2).transpose(1,2)                   # (n, positions, channels)
+    m = m - m.mean(1, keepdim=True)
+    v = torch.linalg.svd(torch.nan_to_num(m), full_matrices=False).Vh[:,0]   # the first principal direction of each image
+    proj = (m @ v[...,None])[...,0]                   # (n, positions)
+    total = m.sum(2)                                  # the channels' sum at each position, centred
+    sign = torch.where((proj*total).sum(1, keepdim=True) < 0, -1., 1.).to(proj.dtype)
+    return F.relu(sign*proj).view(n,h,w)
+
+# %% ../nbs/05_methods.ipynb #9f8732c9
+def _check_bs(bs):
+    if not (_is_int(bs) and bs>=1): raise InputError(f"bs is a number of images per forward pass, at least 1; got {bs!r}")
+
+@register('Score-CAM', grad=False, needs=(needs_positions,), options=dict(progress=False), default=False)
+def scorecam(p:Pass,
+             layer=None, # the layer whose channels mask the image: a module or its name (default: the last spatial layer)
+             bs:int=64, # masked images per forward pass: bounds the memory
+             progress:bool=True, # show a progress bar over the forward passes
+            ):
+    "Score-CAM: the channels of `layer`, each weighted by the softmax over channels of the target score of the image masked by it (upsampled, scaled to [0, 1]), summed, ReLU"
+    _check_bs(bs)
+    a = layer_acts(p, layer)
+    x, (n,c) = p.x, a.shape[:2]
+    scores = torch.empty(n*c, device=x.device, dtype=a.dtype)
+    for j in pbar(range(0, n*c, bs), progress, leave=False):
+        k = torch.arange(j, min(j+bs, n*c), device=x.device)
+        i = k//c                                                   # image i, channel k % c
+        masks = normalise(upsample(a[i, k%c][:,None], x.shape[-2:]))
+        scores[j:j+len(k)] = wide(p.score(p.scored(p.model(x[i]*masks.to(x.dtype))), p.targets[i]))
+    w = scores.view(n,c).softmax(1)
+    return F.relu((w[...,None,None]*a).sum(1))
+
+# %% ../nbs/05_methods.ipynb #aa4b6f31
+def _ablated(o:Tensor, ks:Tensor, a:Tensor)->Tensor:
+    "Copies of layer output `o` (one image, repeated if several rows) with channel `ks[j]` zeroed in copy `j` (none where `ks[j] < 0`)"
+    cdim = 1 if tuple(o.shape[1:])==tuple(a.shape[1:]) else o.dim()-1   # channels first, or last (tokens, channels-last maps)
+    if o.shape[cdim]!=a.shape[1]: raise InputError(f"Cannot find the {a.shape[1]} channels in the layer's output {tuple(o.shape)} to ablate them")
+    rows = o[:1].expand(len(ks), *o.shape[1:]).clone()
+    r, keep = torch.arange(len(ks), device=o.device), ks>=0
+    idx = [slice(None)]*rows.dim()
+    idx[0], idx[cdim] = r[keep], ks[keep]
+    rows[tuple(idx)] = 0
+    return rows
+
+def _ablation_scores(p:Pass, m:nn.Module, x1:Tensor, ks:Tensor, a:Tensor, i:int, direct:bool)->Tensor:
+    "Target scores of image `x1` (1, 3, H, W) with channel `ks[j]` of layer `m` ablated in row `j`; `direct`: the layers before `m` run once"
+    h = m.register_forward_hook(lambda mod, inp, out: _ablated(out, ks, a))
+    try: out = p.scored(p.model(x1 if direct else x1.expand(len(ks), *x1.shape[1:])))
+    finally: h.remove()
+    if len(out)!=len(ks): raise InputError(f"{len(out)} outputs for {len(ks)} ablated copies")
+    return wide(p.score(out, p.targets[i].expand(len(ks))))
+
+@register('Ablation-CAM', grad=False, needs=(needs_positions,), options=dict(progress=False), default=False)
+def ablationcam(p:Pass,
+                layer=None, # the layer whose channels are ablated: a module or its name (default: the last spatial layer)
+                bs:int=64, # ablated copies per forward pass: bounds the memory
+                progress:bool=True, # show a progress bar over the images
+               ):
+    "Ablation-CAM: the channels of `layer`, each weighted by the relative drop of the target score when it alone is set to zero, summed, ReLU"
+    _check_bs(bs)
+    m = layer_of(p, layer)
+    a = layer_acts(p, m)
+    y = wide(p.score())
+    n,c = a.shape[:2]
+    chunks = torch.arange(-1, c, device=a.device).split(bs)   # -1: the un-ablated copy that checks the shortcut
+    direct = True
+    try:
+        first = _ablation_scores(p, m, p.x[:1], chunks[0], a, 0, True)
+        direct = bool((first[0]-y[0]).abs() <= (1e-3 if a.dtype==p.x.dtype else 5e-2)*y[0].abs().clamp(min=1.))
+    except (RuntimeError, InputError): direct = False
+    drop = torch.cat([y[i] - _ablation_scores(p, m, p.x[i:i+1], ks, a, i, direct) for i in pbar(range(n), progress, leave=False)
+                      for ks in chunks]).view(n, c+1)[:,1:]
+    w = drop/torch.where(y!=0, y, torch.ones_like(y))[:,None]
+    return F.relu((w[...,None,None]*a).sum(1))
+
+# %% ../nbs/05_methods.ipynb #99ea3a71
+@register('Integrated Gradients', draw='pixel', quick=dict(steps=4), default=False)
+def integrated_gradients(p:Pass,
+                         baseline=0., # where the path starts, in the model's input units: a number (0: the mean colour of normalised data) or a tensor broadcastable to the batch
+                         steps:int=32, # points on the path (Gauss-Legendre quadrature)
+                         bs:int=64, # rows (an image at a point of its path) per forward and backward pass: bounds the memory
+                         progress:bool=False, # show a progress bar over the passes
+                        ):
+    "Integrated gradients: the input gradients averaged along the straight path from `baseline` to the image, times the image minus the baseline"
+    if not (_is_int(steps) and steps>=1): raise InputError(f"steps is the number of points on the path, at least 1; got {steps!r}")
+    _check_bs(bs)
+    with torch.no_grad(): p.run()   # the targets of the images
+    x = p.x
+    try: base = (baseline.to(x) if isinstance(baseline, Tensor) else torch.full_like(x[:1], float(baseline))).expand_as(x)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise InputError(f"baseline is a number or a tensor broadcastable to the batch {tuple(x.shape)}; got {baseline!r:.60}") from e
+    nodes, weights = np.polynomial.legendre.leggauss(steps)        # on [-1, 1]: the path's points and weights on [0, 1]
+    alpha, wt = (torch.tensor(v, device=x.device, dtype=wide(x).dtype) for v in ((nodes+1)/2, weights/2))
+    total = torch.zeros_like(wide(x))
+    for j in pbar(range(0, len(x)*steps, bs), progress, leave=False):
+        k = torch.arange(j, min(j+bs, len(x)*steps), device=x.device)
+        i, s = k//steps, k%steps
+        xs = (wide(base[i]) + alpha[s,None,None,None]*(wide(x[i]) - wide(base[i]))).to(x.dtype).requires_grad_()
+        g, = torch.autograd.grad(p.score(p.scored(p.model(xs)), p.targets[i]).sum(), xs)
+        total.index_add_(0, i, wide(g)*wt[s,None,None,None])
+    return _input_maps(total*(wide(x) - wide(base)))
 
 # %% ../nbs/05_methods.ipynb #b15ace6c
 def fuse_maps(expls, how:str='mean', gamma:float=2.)->Explanation:
@@ -444,3 +703,61 @@ def flip_average(f:Callable)->Callable:
         m = f(e.x.flip(-1), e.targets, **kwargs)
         return e.replace(maps=(e.maps+m.maps.flip(-1))/2, method=f"{e.method} + flip", class_maps=None, grads=None)
     return _f
+
+# %% ../nbs/05_methods.ipynb #df9fe470
+def _attention_layers(vit:nn.Module)->list:
+    "timm's attention modules in `vit`, in order: each has `fused_attn` and an `attn_drop` applied to its probabilities"
+    return [m for m in vit.modules() if 'fused_attn' in m.__dict__ and 'attn_drop' in m._modules]
+
+@contextmanager
+def attention_probs(vit:nn.Module):
+    "Context manager: a `Capture` per attention layer of `vit`, holding its probabilities `(n, heads, t, t)` (fused attention off meanwhile)"
+    mods = _attention_layers(vit)
+    fused = [m.fused_attn for m in mods]
+    with ExitStack() as stack:
+        caps = [stack.enter_context(Capture(m.attn_drop)) for m in mods]
+        try:
+            for m in mods: m.fused_attn = False   # timm's fused path (SDPA) never forms the probabilities
+            yield caps
+        finally:
+            for m,f in zip(mods, fused): m.fused_attn = f
+
+_head_fusions = {'mean': lambda a: a.mean(2), 'max': lambda a: a.amax(2), 'min': lambda a: a.amin(2)}
+
+def _sequence_vit(model:nn.Module)->nn.Module|None:
+    "The innermost vision transformer of `model` whose tokens form one sequence with global attention (ViT, DeiT), or None"
+    return next((v for v in reversed(token_models(model)) if v.__dict__.get('num_prefix_tokens') is not None and _attention_layers(v)), None)
+
+def needs_attention(model:nn.Module, x:Tensor|None=None):
+    "Attention between all of a vision transformer's tokens (timm ViT, DeiT)"
+    if _sequence_vit(model) is None:
+        what = (f"this {type(token_models(model)[-1]).__name__} attends within windows, not across the image"
+                if token_models(model) else "this model has no attention layers")
+        raise InputError(f"Attention rollout follows the attention between a vision transformer's tokens (timm ViT, DeiT); {what}. "
+                         "Use a gradient method such as Grad-CAM (`gradcam`), which explains any model with positions")
+
+@register('Attention rollout', grad=False, needs=(needs_attention,))
+def rollout(p:Pass, head_fusion:str='mean', discard_ratio:float=0.):
+    "Attention rollout (Abnar & Zuidema 2020): attention plus identity, multiplied through the blocks; the class token's row on the patch grid"
+    if head_fusion not in _head_fusions: raise InputError(f"head_fusion is one of {list(_head_fusions)}, not {head_fusion!r}")
+    if not (isinstance(discard_ratio, (int, float)) and not isinstance(discard_ratio, bool) and 0<=discard_ratio<1):
+        raise InputError(f"discard_ratio is the fraction of attention set to zero, at least 0 and below 1; got {discard_ratio!r}")
+    needs_attention(p.model)
+    vit = _sequence_vit(p.model)
+    with attention_probs(vit) as caps: grid = tuple(p.run(vit.patch_embed).shape[-2:])
+    with torch.autocast(p.x.device.type, enabled=False):   # in (at least) float32, whatever autocast computed the attention in
+        a = _head_fusions[head_fusion](torch.stack([wide(c.output) for c in caps], 1))   # (n, blocks, t, t)
+        if discard_ratio>0:
+            flat = a.flatten(2)
+            low = flat.topk(int(flat.shape[-1]*discard_ratio), -1, largest=False).indices
+            a = torch.cat([flat[..., :1], flat.scatter(-1, low, 0.)[..., 1:]], -1).view_as(a)   # the class token's self-attention stays
+        t = a.shape[-1]
+        a = (a + torch.eye(t, device=a.device, dtype=a.dtype))/2
+        a = a/a.sum(-1, keepdim=True)
+        r = a[:, 0]
+        for l in range(1, a.shape[1]): r = a[:, l] @ r
+        k = t - grid[0]*grid[1]
+        if vit.__dict__.get('global_pool')=='token' and k>0:
+            rows = r[:, :2 if getattr(vit, 'dist_token', None) is not None else 1]   # the class (and distillation) token
+        else: rows = r[:, k:]                                                          # a head that averages the patch tokens
+    return dict(maps=rows[..., k:].mean(1).unflatten(-1, grid), layer=layer_name(p.model, vit))

@@ -6,6 +6,7 @@ Docs: https://fastcam.github.io/fastcam/pets.html.md"""
 
 # %% ../nbs/02_pets.ipynb #df39c633
 from __future__ import annotations
+from .core import *   # first: it filters fastai's import-time warning
 import random, xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.error import URLError
@@ -18,7 +19,6 @@ from fastai.data.transforms import get_image_files
 from fastai.vision.core import PILMask
 from fastai.vision.augment import Resize
 from fastai.vision.data import ImageDataLoaders
-from .core import *
 from .data import DownloadError, mask_dl
 
 # %% auto #0

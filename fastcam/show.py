@@ -6,18 +6,18 @@ Docs: https://fastcam.github.io/fastcam/show.html.md"""
 
 # %% ../nbs/06_show.ipynb #878795e5
 from __future__ import annotations
-import math
+from .core import *   # first: it filters fastai's import-time warning
+import math, warnings
 import numpy as np, torch, matplotlib.pyplot as plt
 from torch import Tensor
 from fastcore.basics import patch, ifnone
 from fastai.learner import Learner
 from fastai.torch_core import show_image
-from .core import *
 from .data import to_batch, items_list
-from .methods import methods, get_method, cam_layers
+from .methods import methods, get_method
 
 # %% auto #0
-__all__ = ['default_methods', 'prob_title', 'show_cam', 'show_maps', 'class_panel', 'compare_maps', 'grad_image',
+__all__ = ['prob_title', 'show_cam', 'show_maps', 'class_panel', 'compare_maps', 'grad_image', 'default_methods',
            'compare_methods', 'show_boxes']
 
 # %% ../nbs/06_show.ipynb #cf139430
@@ -56,26 +56,51 @@ def _done(fig, save=None):
     if save is not None: fig.savefig(save, bbox_inches='tight')
     return fig
 
+def _fits(n:int, nrows=None, ncols=None, view:str='The grid')->int:
+    "How many of `n` images a grid of `nrows` x `ncols` draws, warning when that drops some"
+    if nrows is None or ncols is None or n <= nrows*ncols: return n
+    warnings.warn(f"{view} draws {nrows*ncols} of the {n} images given ({nrows}x{ncols}): pass nrows/ncols to draw more, or fewer images", stacklevel=3)
+    return nrows*ncols
+
+def _index(i, n:int, what:str='image')->int:
+    "`i` checked to be the index of one of `n` images (negative indices count from the end)"
+    if not (isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))) and not (isinstance(i, Tensor) and i.dim()==0 and not i.is_floating_point()):
+        raise InputError(f"i is the index of an {what}, an integer; got {i!r}")
+    i = int(i)
+    if not -n <= i < n: raise InputError(f"No {what} {i}: there {'is' if n==1 else 'are'} {n} (indices 0 to {n-1})")
+    return i
+
+def _shared_scale(maps, kwargs:dict)->dict:
+    "`kwargs` with `vmin`/`vmax` the smallest and largest value of all `maps`, unless given"
+    ms = [plain(m).float() for m in maps]
+    return {'vmin': min(m.min().item() for m in ms), 'vmax': max(m.max().item() for m in ms), **kwargs}
+
 # %% ../nbs/06_show.ipynb #a13f518a
 def show_maps(expl:Explanation, nrows:int|None=None, ncols:int|None=None, size:float=3.2, figsize=None, save=None, **kwargs):
     "Grid of `expl`'s images, each under the map of its explained class and titled `class(probability)`"
+    n = _fits(len(expl), nrows, ncols, 'show_maps')
     ims = expl.images()
-    fig,axs = _figure(len(expl), nrows, ncols, size, figsize)
+    fig,axs = _figure(n, nrows, ncols, size, figsize)
     for ax,im,m,lbl,p in zip(axs, ims, expl.maps, expl.labels, expl.target_probs.tolist()):
         show_cam(im, m, ax=ax, title=prob_title(lbl, p, expl.act), **kwargs)
     return _done(fig, save)
 
-def class_panel(expl:Explanation, i:int=0, size:float=4, save=None, **kwargs):
-    "Image `i` of `expl` once per class, each under that class's map and titled `class(probability)`"
+def class_panel(expl:Explanation, i:int=0, size:float=4, shared:bool=True, save=None, **kwargs):
+    "Image `i` of `expl` once per class, each under that class's map (on one colour scale when `shared`), titled `class(probability)`"
     if expl.class_maps is None: raise InputError(f"This {expl.method} explanation has maps for its targets only; class panels need every class")
+    i = _index(i, len(expl))
     im,cms,ps = expl.images()[i], expl.class_maps[i], expl.probs[i].tolist()
     names = expl.vocab if expl.vocab is not None else list(range(len(cms)))
+    if shared: kwargs = _shared_scale(cms, kwargs)
     fig,axs = _figure(len(cms), 1, len(cms), size)
     for ax,m,n,p in zip(axs, cms, names, ps): show_cam(im, m, ax=ax, title=prob_title(n, p, expl.act), **kwargs)
     return _done(fig, save)
 
-def compare_maps(expls:dict, i:int=0, size:float=3.2, save=None, **kwargs):
-    "One row for image `i`: a column per explanation in `expls` (name -> `Explanation`), each titled with its name and class"
+def compare_maps(expls:dict, i:int=0, size:float=3.2, shared:bool|None=None, save=None, **kwargs):
+    "One row for image `i`: a column per explanation in `expls` (name -> `Explanation`), titled with its name and class; one colour scale if `shared` (default: when one method made them all)"
+    if not expls: raise InputError("Nothing to compare: give a dict of name -> Explanation")
+    i = _index(i, min(len(e) for e in expls.values()))
+    if ifnone(shared, len({(e.method, e.layer) for e in expls.values()})==1): kwargs = _shared_scale([e.maps[i] for e in expls.values()], kwargs)
     fig,axs = _figure(len(expls), 1, len(expls), size)
     for ax,(name,e) in zip(axs, expls.items()):
         show_cam(e.images()[i], e.maps[i], ax=ax, title=f"{name}: {prob_title(e.labels[i], e.target_probs[i], e.act)}", **kwargs)
@@ -90,8 +115,10 @@ def cam_panel(self:Learner, item, convert:bool=False, save=None, **kwargs):
 
 @patch
 def cam_grid(self:Learner, files, nrows:int=5, ncols:int=5, convert:bool=False, figsize=(16,16), save=None, **kwargs):
-    "The lecture's grid: each of `files` under the CAM of its predicted class, titled `class(probability)`"
-    return show_maps(self.cam(items_list(files)[:nrows*ncols], convert=convert), nrows, ncols, figsize=figsize, save=save, **kwargs)
+    "The lecture's grid: each of `files` under the CAM of its predicted class, titled `class(probability)`; says so when some do not fit"
+    files = items_list(files)
+    n = _fits(len(files), nrows, ncols, 'cam_grid')
+    return show_maps(self.cam(files[:n], convert=convert), nrows, ncols, figsize=figsize, save=save, **kwargs)
 
 # %% ../nbs/06_show.ipynb #a517e746
 def grad_image(g:Tensor)->Tensor:
@@ -101,36 +128,33 @@ def grad_image(g:Tensor)->Tensor:
     return ((g-mu)/(sd+1e-5)*0.1+0.5).clamp(0,1)
 
 # %% ../nbs/06_show.ipynb #93842f7b
-_picture_methods = ('guided_backprop', 'deconvnet', 'guided_gradcam')
-_pixel_methods = ('saliency', 'smoothgrad')   # maps of single pixels: drawn up to their 99th percentile, or a few pixels hide the rest
-default_methods = ('cam', 'gradcam', 'gradcam_pp', 'layercam', 'smoothgrad', 'occlusion', 'guided_backprop', 'guided_gradcam')
-
-def _supports(learn, name)->bool:
-    if name!='cam': return True
-    try: cam_layers(learn.model); return True
-    except FastcamError: return False
+def default_methods(model, x:Tensor)->list:
+    "Names of the registered methods `compare_methods` shows by default (`Method.default`) that `model` supports on batch `x`"
+    return [k for k,m in methods.items() if m.default and m.supports(model, x)]
 
 def _top(m:Tensor, q:float=0.99)->float: return plain(m).float().flatten().quantile(q).item()
 
+def _draw(e:Explanation, r:int, how:str, img:Tensor, ax):
+    "Image `r` of `e` on `ax`, the way its method's maps are drawn (`Method.draw`)"
+    if how=='picture': show_image(grad_image(e.grads[r:r+1])[0], ax=ax)
+    elif how=='pixel': show_cam(img, e.maps[r], ax=ax, vmin=0, vmax=_top(e.maps[r]))
+    else: show_cam(img, e.maps[r], ax=ax)
+
 def compare_methods(learn:Learner, items, methods=None, options:dict|None=None, convert:bool=False, size:float=2.4, save=None):
     "Grid: a row per image of `items`, the image then a column per method (names, or title -> `f(learn, x)`); each method batched"
-    names = [m for m in default_methods if _supports(learn, m)] if methods is None else methods
-    fs = names if isinstance(names, dict) else {get_method(n).title: n for n in names}
     x = to_batch(items, learn.dls, learn.model, convert).x
-    side = min(x.shape[-2:])
-    opts = {'occlusion': dict(patch=max(1, side//7), stride=max(1, side//14), progress=False), **(options or {})}
-    expls = {k: (learn.explain(x, f, **opts.get(f, {})) if isinstance(f, str) else f(learn, x)) for k,f in fs.items()}
+    names = default_methods(learn.model, x) if methods is None else methods
+    fs = names if isinstance(names, dict) else {get_method(n).title: n for n in names}
+    opts = lambda f: {**get_method(f).view_options(x), **(options or {}).get(f, {})}
+    expls = {k: (learn.explain(x, f, **opts(f)) if isinstance(f, str) else f(learn, x)) for k,f in fs.items()}
     first = next(iter(expls.values()))
     ims, cols = first.images(), len(expls)+1
     fig,axs = _figure(len(x)*cols, len(x), cols, size)
     for r in range(len(x)):
         show_image(ims[r], ax=axs[r*cols], title=prob_title(first.labels[r], first.target_probs[r], first.act))
         for c,(k,e) in enumerate(expls.items(), 1):
-            ax, f = axs[r*cols+c], fs[k]
-            if isinstance(f, str) and f in _picture_methods: show_image(grad_image(e.grads[r:r+1])[0], ax=ax)
-            elif isinstance(f, str) and f in _pixel_methods: show_cam(ims[r], e.maps[r], ax=ax, vmin=0, vmax=_top(e.maps[r]))
-            else: show_cam(ims[r], e.maps[r], ax=ax)
-            if r==0: ax.set_title(k)
+            _draw(e, r, get_method(fs[k]).draw if isinstance(fs[k], str) else 'overlay', ims[r], axs[r*cols+c])
+            if r==0: axs[r*cols+c].set_title(k)
     for ax in axs: ax.title.set_fontsize(9)
     return _done(fig, save)
 

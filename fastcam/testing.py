@@ -6,6 +6,7 @@ Docs: https://fastcam.github.io/fastcam/testing.html.md"""
 
 # %% ../nbs/04_testing.ipynb #c231acc7
 from __future__ import annotations
+import fastcam.core   # first: it filters fastai's import-time warning
 import shutil, tempfile, weakref
 from copy import deepcopy
 from pathlib import Path

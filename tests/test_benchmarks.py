@@ -20,9 +20,13 @@ def test_bench_host():
 
 @pytest.mark.parametrize('script,ratios', [
     ('bench_cam.py', ['batched CAM / plain forward', 'files -> maps / fastai get_preds', 'lecture loop / files -> maps']),
-    ('bench_gradcam.py', ['fastcam Grad-CAM / torchcam', 'fastcam Grad-CAM / pytorch-grad-cam'])])
+    ('bench_gradcam.py', ['fastcam Grad-CAM / torchcam', 'fastcam Grad-CAM / pytorch-grad-cam']),
+    ('bench_peers.py', [f"fastcam {m} / {p}" for m,ps in [('scorecam', ['pytorch-grad-cam', 'torchcam']), ('ablationcam', ['pytorch-grad-cam']),
+                        ('eigencam', ['pytorch-grad-cam']), ('xgradcam', ['pytorch-grad-cam', 'torchcam']), ('hirescam', ['pytorch-grad-cam']),
+                        ('integrated_gradients', ['captum'])] for p in ps])])
 def test_bench_ratios(script, ratios):
-    out = bench(script, '--bs', '2', '--size', '64', '--reps', '1', '--warmup', '0')
+    tiny = ['--arch', 'resnet18', '--layer', '0.5', '--steps', '4'] if script=='bench_peers.py' else []   # 128 channels: Score-CAM's passes
+    out = bench(script, '--bs', '2', '--size', '64', '--reps', '1', '--warmup', '0', *tiny)
     assert 'device    cpu = ' in out
     for r in ratios: assert f"\n  {r}" in out, r
 

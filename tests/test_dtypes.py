@@ -5,9 +5,9 @@ import numpy as np, pytest, torch
 from fastai.vision.all import Learner, set_seed
 from fastcam.all import *
 from fastcam.testing import *
+from fastcam.methods import methods
 
-METHODS = ['cam', 'gradcam', 'gradcam_pp', 'layercam', 'saliency', 'smoothgrad', 'guided_backprop', 'deconvnet', 'guided_gradcam', 'occlusion']
-OPTS = {'occlusion': dict(patch=16, stride=16, progress=False), 'smoothgrad': dict(n=2)}
+METHODS = list(methods)   # every registered method, with the options of a quick run (`Method.quick_options`)
 DTYPES = [torch.float64, torch.bfloat16]
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 
@@ -19,11 +19,19 @@ def copies(synth): return {dt: as_dtype(synth, dt) for dt in DTYPES}
 @pytest.fixture
 def files(synth): return list(synth.dls.valid_ds.items[:4])
 
+def quick(learn, name, files)->dict:
+    "The quick options of method `name` for `files`, skipping the test where `learn`'s model is not one the method explains"
+    x = to_batch(files, learn.dls).x
+    why = methods[name].why_not(learn.model, x)
+    if why: pytest.skip(why)
+    return methods[name].quick_options(x)
+
 @pytest.mark.parametrize('dtype', DTYPES, ids=str)
 @pytest.mark.parametrize('name', METHODS)
 def test_methods_follow_dtype(synth, copies, files, name, dtype):
-    ref = getattr(synth, name)(files, **OPTS.get(name, {}))
-    got = getattr(copies[dtype], name)(files, targets=ref.targets, **OPTS.get(name, {}))
+    kw = quick(synth, name, files)
+    ref = getattr(synth, name)(files, **kw)
+    got = getattr(copies[dtype], name)(files, targets=ref.targets, **kw)
     assert got.maps.dtype == (torch.float64 if dtype==torch.float64 else torch.float32)
     assert got.x.dtype == dtype and got.maps.isfinite().all()
     if dtype==torch.float64:
@@ -74,8 +82,9 @@ def box_mask(f, size=64):
 def test_mixed_precision(synth, files, name, amp):
     "A learner under fastai's mixed precision explains under autocast; its maps correlate >= 0.99 with float32 maps of the same weights"
     mp = getattr(Learner(synth.dls, deepcopy(synth.model)), amp)()
-    ref = getattr(synth, name)(files, **OPTS.get(name, {}))
-    got = getattr(mp, name)(files, targets=ref.targets, **OPTS.get(name, {}))
+    kw = quick(synth, name, files)
+    ref = getattr(synth, name)(files, **kw)
+    got = getattr(mp, name)(files, targets=ref.targets, **kw)
     assert got.maps.dtype == torch.float32 and got.maps.isfinite().all()
     assert corr(got.maps, ref.maps) >= 0.99
 
@@ -85,7 +94,8 @@ def test_model_and_dls_on_different_devices(synth, files, model_on, dls_on):
     learn = Learner(deepcopy(synth.dls), deepcopy(synth.model))
     learn.dls.to(torch.device(dls_on)); learn.model.to(model_on)
     for name in METHODS:
-        e = getattr(learn, name)(files, **OPTS.get(name, {}))
+        if not methods[name].supports(learn.model, to_batch(files, learn.dls).x): continue
+        e = getattr(learn, name)(files, **methods[name].quick_options(to_batch(files, learn.dls).x))
         assert e.maps.device.type == model_on and e.maps.isfinite().all()
         assert e.images().device.type == 'cpu'
 
@@ -94,6 +104,9 @@ def test_cuda_matches_cpu(synth, files):
     cpu, gpu = Learner(synth.dls, deepcopy(synth.model).cpu()), Learner(synth.dls, deepcopy(synth.model).cuda())
     for name in METHODS:
         if name=='smoothgrad': continue   # its noise comes from the device's own generator: CPU and CUDA draw different noise
-        ref, got = getattr(cpu, name)(files, **OPTS.get(name, {})), getattr(gpu, name)(files, **OPTS.get(name, {}))
+        x = to_batch(files, cpu.dls).x
+        if not methods[name].supports(cpu.model, x): continue
+        kw = methods[name].quick_options(x)
+        ref, got = getattr(cpu, name)(files, **kw), getattr(gpu, name)(files, **kw)
         assert got.maps.device.type == 'cuda'
         assert (got.maps.cpu()-ref.maps.cpu()).abs().max() <= 1e-3*ref.maps.abs().max().cpu()

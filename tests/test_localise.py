@@ -197,16 +197,38 @@ def test_report_on_synthetic(synth, synth_dl):
                           curves_every=4, steps=8, progress=False)
     t = rep.table
     assert list(t.index) == ['CAM', 'Grad-CAM', 'centre Gaussian', 'random']
-    assert list(t.columns) == ['pointing', 'IoU', 'CorLoc', 'energy', 'deletion', 'insertion', 'ms/img']
+    assert list(t.columns) == ['pointing', 'IoU', 'CorLoc', 'energy', 'deletion', 'insertion', 'avg drop', 'increase', 'ms/img']
     for m in ('CAM', 'Grad-CAM'):
         assert t.loc[m, 'pointing'] >= 0.95
         for col in ('pointing', 'IoU', 'energy', 'insertion'): assert t.loc[m, col] > t.loc['random', col], (m, col)
-        assert t.loc[m, 'deletion'] < t.loc['random', 'deletion']
+        for col in ('deletion', 'avg drop'): assert t.loc[m, col] < t.loc['random', col], (m, col)
     s = rep.scores['CAM']
     assert len(s) == len(synth_dl.dataset) and s.deletion.notna().sum() == len(range(0, len(s), 4))
     gt = torch.tensor([synthetic_box(f) for f in s['item']]).float()
     assert torch.allclose(box_iou(torch.tensor(s[['x0', 'y0', 'x1', 'y1']].values).float(), gt), torch.tensor(s.iou.values).float(), atol=1e-5)
     assert len(rep.show_worst(k=2).axes) == 8
+
+def test_report_memory_is_bounded_by_the_batch(synth, synth_dl):
+    "The report keeps per-image scores and boxes, no image or map: the tensors it holds have 4 numbers per image at most"
+    rep = localise_report(synth, {'CAM': 'cam'}, synth_dl, curves_every=None, progress=False)
+    n = len(synth_dl.dataset)
+    def tensors(o, depth=0):
+        if isinstance(o, torch.Tensor): yield o
+        elif isinstance(o, dict) and depth<3:
+            for v in o.values(): yield from tensors(v, depth+1)
+        elif isinstance(o, (list, tuple)) and depth<3:
+            for v in o: yield from tensors(v, depth+1)
+    held = [t for k,v in vars(rep).items() if k not in ('learn', 'dl') for t in tensors(v)]
+    assert held and max(t.numel() for t in held) <= 4*n
+
+def test_average_drop_on_known_maps():
+    "Keeping the square the toy model reads keeps its score; keeping everything else loses it"
+    x = torch.zeros(3, 3, 32, 32); x[:, :, 8:16, 8:16] = 1.
+    good = torch.zeros(3, 32, 32); good[:, 8:16, 8:16] = 1.
+    p, pm = confidence_change(_Bright(), x, good, [1, 1, 1])
+    assert torch.allclose(p, pm) and average_drop(p, pm).tolist() == [0.] * 3
+    p, pm = confidence_change(_Bright(), x, 1 - good, [1, 1, 1], bs=2)
+    assert (average_drop(p, pm) > 0.99).all() and not (pm > p).any()
 
 def test_report_is_reproducible_and_leaves_model_alone(synth, synth_dl):
     m = synth.model

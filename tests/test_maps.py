@@ -74,6 +74,8 @@ def test_command_errors_in_one_line(exported, tmp_path, case, msg):
     assert len(lines) == 1 and lines[0].startswith('fastcam-maps: ') and msg in lines[0], r.stderr[-2000:]
     assert 'Traceback' not in r.stderr
 
-def test_usage_error_exit_code(exported):
-    r = run()
-    assert r.returncode == 2 and 'usage: fastcam-maps' in r.stderr
+def test_usage_errors_in_one_line(exported):
+    "argparse's own errors too: a missing argument, a value of the wrong type"
+    for args, msg in [((), 'the following arguments are required: learner, items'), (('a', 'b', '--bs', 'x'), "argument --bs: invalid int value: 'x'")]:
+        r = run(*args)
+        assert r.returncode == 2 and r.stderr.strip() == f"fastcam-maps: {msg} (see fastcam-maps --help)", r.stderr

@@ -36,3 +36,11 @@ def test_predictions_match_labels(pets_probe):
     files = pets_probe.dls.valid_ds.items[:20]
     e = pets_probe.cam(files, convert=True)   # the GPU recipe's subset keeps the sample's GIF among them
     assert sum(l==label_func(f) for l,f in zip(e.labels, files)) >= 19
+
+def test_seed_reaches_the_splits(pets):
+    "The lectures pass their seed to `pets_dls` and `pets_split_dls`: another seed, another validation set; the same seed, the same one"
+    for make in (lambda s: pets_dls(pets, size=32, bs=8, seed=s), lambda s: pets_split_dls(pets, size=32, bs=8, seed=s)):
+        a, b, c = [set(make(s).valid_ds.items) for s in (1, 7, 1)]
+        assert a == c and a != b
+    split = pets_split(pets)
+    assert all(f in set(split['trainval']) for f in pets_split_dls(pets, size=32, bs=8, seed=7).valid_ds.items)

@@ -9,14 +9,17 @@ from fastai.vision.all import (Learner, BCEWithLogitsLossFlat, MSELossFlat, Data
                                RegressionBlock, Resize, create_head)
 from fastcam.all import *
 from fastcam.testing import *
+from fastcam.methods import methods
 
-ALL = ['cam', 'gradcam', 'gradcam_pp', 'layercam', 'saliency', 'smoothgrad', 'guided_backprop', 'deconvnet', 'guided_gradcam', 'occlusion']
-OPTS = {'occlusion': dict(patch=16, stride=16, progress=False), 'smoothgrad': dict(n=2)}
+ALL = list(methods)   # every registered method, with the options of a quick run
 
 @pytest.fixture
 def files(synth): return list(synth.dls.valid_ds.items[:6])
 
-def run(learn, name, items, **kw): return getattr(learn, name)(items, **{**OPTS.get(name, {}), **kw})
+def run(learn, name, items, **kw):
+    x = to_batch(items, learn.dls).x
+    if not methods[name].supports(learn.model, x): pytest.skip(methods[name].why_not(learn.model, x))
+    return getattr(learn, name)(items, **{**methods[name].quick_options(x), **kw})
 
 # (1) two threads on one learner
 @pytest.mark.parametrize('name', ['cam', 'gradcam', 'guided_backprop', 'occlusion'])
@@ -132,12 +135,18 @@ def test_inputs_like_fastai(synth, files):
     assert len(synth.cam(f for f in files[:3])) == 3
 
 # (7) only integer or name targets
-@pytest.mark.parametrize('t', [0.7, True, 1.0, torch.tensor([0.]), np.float32(1)])
+@pytest.mark.parametrize('t', [0.7, True, 1.0, torch.tensor([0.]), np.float32(1), np.bool_(True), np.array([True]), torch.tensor(True), [False]])
 def test_float_and_bool_targets_refused(synth, files, t):
     with pytest.raises(TargetError, match='Targets are class indices'): synth.gradcam(files[:1], targets=t)
+    if isinstance(t, (bool, np.bool_, np.ndarray, list)) or (isinstance(t, torch.Tensor) and t.dtype==torch.bool):   # booleans: Python's message
+        with pytest.raises(TargetError) as e: synth.gradcam(files[:1], targets=t)
+        with pytest.raises(TargetError) as py: synth.gradcam(files[:1], targets=True)
+        assert str(e.value) == str(py.value)
 
 def test_integer_like_targets(synth, files):
     assert synth.cam(files[:2], targets=np.int64(1)).targets.tolist() == [1,1]
+    assert synth.cam(files[:2], targets=np.array(1)).targets.tolist() == [1,1]
+    assert synth.cam(files[:2], targets=torch.tensor(0)).targets.tolist() == [0,0]
     assert synth.cam(files[:2], targets=torch.tensor([0,1])).targets.tolist() == [0,1]
 
 # (8) the Grad-CAM family on a layer without positions

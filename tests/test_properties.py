@@ -5,6 +5,7 @@ import numpy as np, pytest, torch
 from PIL import Image
 from hypothesis import given, settings, strategies as st, HealthCheck
 from fastcam.all import *
+from fastcam.methods import methods
 
 sizes = st.one_of(st.integers(1, 64), st.integers(65, 2000))
 small = st.integers(1, 96)
@@ -50,14 +51,17 @@ def encoded(draw):
 items = st.one_of(arrays(), tensors(), pil_images(), encoded(), st.binary(max_size=64))
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(item=items, convert=st.booleans(), method=st.sampled_from(['cam', 'gradcam', 'guided_backprop']))
+@given(item=items, convert=st.booleans(), method=st.sampled_from(list(methods)))
 def test_any_image_gives_maps_or_a_fastcam_error(synth, item, convert, method):
-    try: e = getattr(synth, method)([item], convert=convert)
+    try:
+        opts = methods[method].quick_options(to_batch([item], synth.dls, convert=convert).x)   # e.g. occlusion's patch follows the image
+        e = getattr(synth, method)([item], convert=convert, **opts)
     except FastcamError: return
     # the synthetic learner's DataLoaders do not resize: the maps follow the image's own size (stride 8 for the body's maps)
     H,W = e.x.shape[-2:]
     assert e.maps.isfinite().all() and e.images().shape == (1,3,H,W)
-    assert e.maps.shape == ((1,H,W) if method=='guided_backprop' else (1,-(-H//8),-(-W//8)))
+    at_input = e.layer=='input' or methods[method].draw!='overlay'   # input-gradient methods and occlusion map pixels
+    assert e.maps.shape == ((1,H,W) if at_input else (1,-(-H//8),-(-W//8)))
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(n=st.integers(0, 3), c=st.integers(1, 4), h=st.integers(1, 80), dtype=st.sampled_from([torch.float32, torch.float64, torch.uint8, torch.int64]))

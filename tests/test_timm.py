@@ -8,10 +8,10 @@ from fastcam.testing import *
 
 timm = pytest.importorskip('timm')
 
-ARCHS = {   # arch -> (a layer inside the body, whether its activations are nn.ReLU modules)
-    'resnet18': ('0.model.layer2', True),
-    'convnext_atto': ('0.model.stages.1', False),
-    'efficientnet_b0': ('0.model.blocks.3', False),
+ARCHS = {   # arch -> (a layer inside the body, whether its activations are nn.ReLU modules, its last stages at strides 16 and 8)
+    'resnet18': ('0.model.layer2', True, ('0.model.layer3', '0.model.layer2')),
+    'convnext_atto': ('0.model.stages.1', False, ('0.model.stages.2', '0.model.stages.1')),
+    'efficientnet_b0': ('0.model.blocks.3', False, ('0.model.blocks.4', '0.model.blocks.2')),
 }
 
 @pytest.fixture(scope='module')
@@ -106,6 +106,11 @@ def test_relu_rules_refused_on_a_relu_free_model(dls, files):
         set_seed(0)
         cl = cam_learner(vision_learner(dls, arch, pretrained=False))
         with pytest.raises(InputError, match='changes what ReLU modules pass back'): cl.guided_backprop(files)
+
+def test_last_layer_at(learn, x):
+    "A timm body holds its model, and the model its stages in a container: `last_layer_at` finds them inside"
+    assert tuple(last_layer_at(learn.model, x, s) for s in (16, 8)) == ARCHS[learn.arch_name][2]
+    assert activations(learn.model, x, last_layer_at(learn.model, x, 16)).shape[-1] == 4
 
 def test_feature_maps(learn, files, x):
     layer = ARCHS[learn.arch_name][0]
