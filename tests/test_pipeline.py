@@ -214,3 +214,30 @@ def test_errors_are_fastcam_errors(synth, files, tmp_path):
            lambda: localise_report(synth, {'CAM': 'cam'}, synth.dls.valid, progress=False)]
     for f in bad:
         with pytest.raises(FastcamError): f()
+
+# dependencies: fastcore before 1.9.2 set the module-level name of a function @patch'd onto a class to None, so with the
+# fastai 2.8.0-2.8.4 that pyproject.toml once allowed, `fastcam.methods.explain` would have been None
+def _function_and_method_names():
+    "(module, name) for each module-level function of fastcam that shares its name with a function @patch'd in its module"
+    import ast, importlib, inspect, pkgutil, fastcam
+    out = []
+    for m in pkgutil.iter_modules(fastcam.__path__):
+        if m.name.startswith('_'): continue
+        mod = importlib.import_module(f'fastcam.{m.name}')
+        defs = [n for n in ast.parse(inspect.getsource(mod)).body if isinstance(n, ast.FunctionDef)]
+        patched = lambda n: any(ast.unparse(d).startswith(('patch', 'patch_to')) for d in n.decorator_list)
+        plain, methods_ = {n.name for n in defs if not patched(n)}, {n.name for n in defs if patched(n)}
+        out += [(mod, name) for name in sorted(plain & methods_)]
+    return out
+
+def test_functions_beside_learner_methods_stay_functions():
+    "`explain` and the four `inside` functions are functions in their modules and in fastcam.all, and Learner methods too"
+    import types, fastcam.all
+    pairs = _function_and_method_names()
+    assert {(m.__name__, n) for m,n in pairs} >= {('fastcam.methods', 'explain'), *[('fastcam.inside', n) for n in
+            ('class_images', 'embeddings', 'show_neighbours', 'top_patches')]}
+    for mod, name in pairs:
+        f, meth = getattr(mod, name), getattr(Learner, name)
+        assert isinstance(f, types.FunctionType), f"{mod.__name__}.{name} is {f!r}, not a function"
+        assert getattr(fastcam.all, name) is f, f"fastcam.all.{name} is not {mod.__name__}.{name}"
+        assert isinstance(meth, types.FunctionType) and meth is not f, f"Learner.{name} is {meth!r}"
