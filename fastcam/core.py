@@ -318,6 +318,7 @@ def activations(model:nn.Module, x:Tensor, layer, stop:bool=True)->Tensor:
 
 def last_layer_at(model:nn.Module, x:Tensor, stride:int=16)->str:
     "Name of the last child of a fastai model's body (or of its containers: timm's stages) whose maps are `stride` times smaller than `x`"
+    stride = as_int(stride, 'stride', 1, 'how many times smaller than the input the maps are')
     vit = next((v for v in token_models(model) if v.__dict__.get('num_prefix_tokens') is not None), None)
     if vit is not None: raise InputError(f"Every token layer of this {type(vit).__name__} has the stride of its patches: it has no "
                                          "finer layer. Name one of its blocks instead (`layers(model, x)` lists them)")
@@ -382,13 +383,17 @@ _per_image = ('maps', 'targets', 'probs', 'x', 'class_maps', 'grads')
 
 def image_index(i, n:int):
     "`i` as an index that keeps the image dimension of `n` images: a list for an integer-like (Python, numpy, 0-d tensor), a slice, a 1-d index or boolean tensor"
-    if isinstance(i, slice): return i
+    if isinstance(i, slice):
+        try: r = range(n)[i]
+        except (TypeError, ValueError): raise InputError(f"Select images with a slice of integers and a nonzero step, not {i!r}") from None
+        return slice(r.start, r.stop, r.step) if r.step>0 else torch.tensor(r, dtype=torch.long)   # torch has no negative steps
     if isinstance(i, (bool, np.bool_)): raise InputError(f"Select images with an integer, a slice or a list of indices, not the boolean {i!r}")
     j = integer(i)
     if j is not None:
         if not -n<=j<n: raise InputError(f"Image {j} out of range: there are {n} images")
         return [j]
-    t = torch.as_tensor(i) if not isinstance(i, Tensor) else i
+    try: t = torch.as_tensor(i) if not isinstance(i, Tensor) else i
+    except (TypeError, ValueError, RuntimeError): raise InputError(f"Select images with an integer, a slice, a list of indices or a boolean mask, not {i!r:.60}") from None
     if t.dtype==torch.bool:
         if t.shape!=(n,): raise InputError(f"A boolean mask selects from {n} images, got shape {tuple(t.shape)}")
         return t.cpu()

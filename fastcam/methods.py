@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np, torch, torch.nn.functional as F
 from torch import nn, Tensor
 from fastcore.basics import patch_to
+from fastcore.xtras import is_listy
 from fastai.learner import Learner
 from fastai.layers import Flatten as FastaiFlatten
 from fastai.callback.fp16 import MixedPrecision, AMPMode
@@ -83,7 +84,7 @@ def resolve_targets(targets, scores:Tensor, act:str, names=None)->Tensor:
         if a.is_floating_point() or a.is_complex(): raise TargetError(f"Targets are class indices (int) or names (str), not {a.dtype} values")
         ts = a.flatten().tolist()
     elif isinstance(targets, (str, int, np.integer, float, np.floating, bool, np.bool_)): ts = [targets]
-    else: ts = list(targets)
+    else: ts = list(targets) if (is_listy(targets) and not isinstance(targets, slice)) or isinstance(targets, range) or hasattr(targets, '__array__') else [targets]
     if len(ts)==1: ts = ts*n
     if len(ts)!=n: raise InputError(f"{len(ts)} targets for {n} images: give one target, or one per image")
     def idx(t):
@@ -486,7 +487,8 @@ def smoothgrad(p:Pass,
               ):
     "SmoothGrad: input gradients averaged over `n` noisy copies (noise `sigma` times each image's value range), seeded"
     n, seed = as_int(n, 'n', 1, 'the number of noisy copies'), as_int(seed, 'seed', None, 'a random seed')
-    if not sigma>=0: raise InputError(f"sigma is a fraction of the image's value range, at least 0; got {sigma!r}")
+    if not (isinstance(sigma, (float, int, np.floating, np.integer)) and not isinstance(sigma, bool) and sigma>=0):
+        raise InputError(f"sigma is a fraction of the image's value range, at least 0; got {sigma!r}")
     with torch.no_grad(): p.run()   # the targets of the clean images
     gen = torch.Generator(p.x.device).manual_seed(seed)
     spread = sigma*(p.x.amax((1,2,3), keepdim=True) - p.x.amin((1,2,3), keepdim=True))
@@ -528,6 +530,8 @@ def occlusion(p:Pass,
              ):
     "Occlusion: average drop of each image's target score when a `patch` square sliding by `stride` hides the pixel"
     patch, stride = as_int(patch, 'patch', 1, 'a whole number of pixels'), as_int(stride, 'stride', 1, 'a whole number of pixels')
+    if not (isinstance(baseline, (float, int, np.floating, np.integer)) and not isinstance(baseline, bool)):
+        raise InputError(f"baseline is a number (what hides the pixels, in the model's input units); got {baseline!r:.60}")
     if stride>patch: raise InputError(f"stride {stride} > patch {patch} leaves pixels that no patch covers: use stride <= patch")
     bs = as_int(bs, 'bs', 1, 'a number of images per forward pass')
     x = p.x
