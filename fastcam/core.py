@@ -9,10 +9,11 @@ from __future__ import annotations
 import warnings
 
 # %% auto #0
-__all__ = ['FastcamError', 'InputError', 'TargetError', 'NotFiniteError', 'model_lock', 'preserve_state', 'Capture',
-           'channels_last', 'token_models', 'token_model_of', 'find_layer', 'layer_name', 'is_body_head', 'body_head',
-           'token_layer', 'spatial_layer', 'layers', 'model_param', 'to_model', 'activations', 'last_layer_at', 'wide',
-           'upsample', 'normalise', 'pbar', 'kept_rng', 'plain', 'to_images', 'image_index', 'Explanation']
+__all__ = ['FastcamError', 'InputError', 'TargetError', 'NotFiniteError', 'integer', 'as_int', 'as_size', 'model_lock',
+           'preserve_state', 'Capture', 'channels_last', 'token_models', 'token_model_of', 'find_layer', 'layer_name',
+           'is_body_head', 'body_head', 'token_layer', 'spatial_layer', 'layers', 'model_param', 'to_model',
+           'activations', 'last_layer_at', 'wide', 'upsample', 'normalise', 'pbar', 'kept_rng', 'plain', 'to_images',
+           'image_index', 'Explanation']
 
 # %% ../nbs/00_core.ipynb #d286c99c
 # fastai's modules call torch.jit.script at import, which torch 2.10+ says is deprecated: a warning about fastai's code, not the
@@ -44,6 +45,26 @@ class TargetError(FastcamError, KeyError, IndexError):
 
 class NotFiniteError(FastcamError, ValueError):
     "NaN or infinity in a model's outputs or maps"
+
+# %% ../nbs/00_core.ipynb #270ee910
+def integer(v)->int|None:
+    "`v` as a Python int when it is an integer-like (an `Integral`, a 0-d integer array or tensor; not a bool), else None"
+    if isinstance(v, (np.ndarray, Tensor)) and v.ndim==0: v = v.item()
+    return int(v) if isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) else None
+
+def as_int(v, name:str, lo:int|None=1, what:str='a number', none:bool=False)->int|None:
+    "Integer-like `v` as a Python int of at least `lo` (None passes when `none`), else an `InputError` naming `name`"
+    if v is None and none: return None
+    i = integer(v)
+    if i is None or (lo is not None and i<lo):
+        raise InputError(f"{name} is {what}, an integer" + (f" at least {lo}" if lo is not None else '') + f"; got {v!r}")
+    return i
+
+def as_size(size, name:str='size')->tuple:
+    "`size` (an integer-like side, or `(h, w)`) as a pair of Python ints, each at least 1"
+    if integer(size) is not None or not isinstance(size, (tuple, list, torch.Size)): size = (size, size)
+    if len(size)!=2: raise InputError(f"{name} is one side or (height, width); got {size!r}")
+    return tuple(as_int(s, name, 1, 'a size in pixels (one side or (height, width))') for s in size)
 
 # %% ../nbs/00_core.ipynb #2d38f7d4
 _locks, _locks_guard = weakref.WeakKeyDictionary(), threading.Lock()
@@ -297,6 +318,7 @@ def activations(model:nn.Module, x:Tensor, layer, stop:bool=True)->Tensor:
 
 def last_layer_at(model:nn.Module, x:Tensor, stride:int=16)->str:
     "Name of the last child of a fastai model's body (or of its containers: timm's stages) whose maps are `stride` times smaller than `x`"
+    stride = as_int(stride, 'stride', 1, 'how many times smaller than the input the maps are')
     vit = next((v for v in token_models(model) if v.__dict__.get('num_prefix_tokens') is not None), None)
     if vit is not None: raise InputError(f"Every token layer of this {type(vit).__name__} has the stride of its patches: it has no "
                                          "finer layer. Name one of its blocks instead (`layers(model, x)` lists them)")
@@ -319,7 +341,7 @@ def wide(t:Tensor)->Tensor:
 
 def upsample(maps:Tensor, size)->Tensor:
     "Bilinearly resize maps `(n,h,w)` or `(n,c,h,w)` to `size`"
-    size = (size,size) if isinstance(size, int) else tuple(size)
+    size = as_size(size)
     if maps.dim()==3: return upsample(maps[:,None], size)[:,0]
     return F.interpolate(wide(maps), size=size, mode='bilinear', align_corners=False)
 
@@ -361,13 +383,17 @@ _per_image = ('maps', 'targets', 'probs', 'x', 'class_maps', 'grads')
 
 def image_index(i, n:int):
     "`i` as an index that keeps the image dimension of `n` images: a list for an integer-like (Python, numpy, 0-d tensor), a slice, a 1-d index or boolean tensor"
-    if isinstance(i, slice): return i
+    if isinstance(i, slice):
+        try: r = range(n)[i]
+        except (TypeError, ValueError): raise InputError(f"Select images with a slice of integers and a nonzero step, not {i!r}") from None
+        return slice(r.start, r.stop, r.step) if r.step>0 else torch.tensor(r, dtype=torch.long)   # torch has no negative steps
     if isinstance(i, (bool, np.bool_)): raise InputError(f"Select images with an integer, a slice or a list of indices, not the boolean {i!r}")
-    if isinstance(i, (np.ndarray, Tensor)) and i.ndim==0: i = i.item()
-    if isinstance(i, numbers.Integral):
-        if not -n<=int(i)<n: raise InputError(f"Image {int(i)} out of range: there are {n} images")
-        return [int(i)]
-    t = torch.as_tensor(i) if not isinstance(i, Tensor) else i
+    j = integer(i)
+    if j is not None:
+        if not -n<=j<n: raise InputError(f"Image {j} out of range: there are {n} images")
+        return [j]
+    try: t = torch.as_tensor(i) if not isinstance(i, Tensor) else i
+    except (TypeError, ValueError, RuntimeError): raise InputError(f"Select images with an integer, a slice, a list of indices or a boolean mask, not {i!r:.60}") from None
     if t.dtype==torch.bool:
         if t.shape!=(n,): raise InputError(f"A boolean mask selects from {n} images, got shape {tuple(t.shape)}")
         return t.cpu()

@@ -181,6 +181,7 @@ def _valid_dl(dls):
 
 def items_dl(items, dls, bs:int|None=None, convert:bool=False, num_workers:int=0):
     "fastai `DataLoader` of `items` (files, images, arrays, tensors), in order, through `dls`'s validation pipeline with its own copy of the item transforms"
+    bs, num_workers = as_int(bs, 'bs', 1, 'a number of images', none=True), as_int(num_workers, 'num_workers', 0, 'a number of worker processes')
     dl, items = _valid_dl(dls), items_list(items)
     if dl is None or not hasattr(dl, 'after_item'):
         raise InputError("Images need the learner's DataLoaders to become a batch: use `learn.<method>(items)`, pass dls=, or pass "
@@ -232,7 +233,7 @@ def to_batch(items, dls=None, model=None, convert:bool=False)->Batch:
 def resize_frame(orig_size, size, method=ResizeMethod.Crop)->Tensor:
     "Frame `(left, top, width, height, out_w, out_h)`: the rectangle of an image of `orig_size` `(w,h)` that fastai's valid `Resize(size, method)` scales to the input"
     w,h = orig_size
-    ow,oh = (size,size) if isinstance(size, int) else (size[1],size[0])   # `size` is (h, w), as in fastai
+    oh,ow = as_size(size)   # `size` is (h, w), as in fastai
     if method==ResizeMethod.Squish: return torch.tensor([0., 0., w, h, ow, oh])
     if method not in (ResizeMethod.Crop, ResizeMethod.Pad): raise InputError(f"Unknown resize method {method!r}")
     crop = w/ow < h/oh
@@ -281,7 +282,7 @@ def mask_dl(dls, files, mask_func, label_func, bs:int=32, convert:bool=True):
     "`DataLoader` of `(x, gt mask, label)` for `files` through `dls`'s validation transforms; `mask_func(f)` gives a `PILMask`"
     from functools import partial
     from fastai.data.transforms import Categorize
-    files = L(files)
+    files, bs = L(files), as_int(bs, 'bs', 1, 'a number of images')
     if not len(files): raise InputError("No files to evaluate")
     tfms = [[partial(open_image, convert=convert)], [mask_func], [label_func, Categorize(vocab=dls.vocab)]]
     dl = dls.valid.new(Datasets(files, tfms, n_inp=1, split_idx=1), bs=bs, shuffle=False, drop_last=False)

@@ -29,7 +29,7 @@ __all__ = ['channel_order', 'show_features', 'first_conv', 'show_filters', 'Rece
 def channel_order(acts:Tensor, n:int|None=None, most_active:bool=False)->Tensor:
     "Indices of `n` channels of one image's activations `(c,h,w)`: the first ones, or the most active (largest mean) first"
     if acts.dim()!=3: raise InputError(f"Activations of one image `(c, h, w)` expected, got shape {tuple(acts.shape)}")
-    n = acts.shape[0] if n is None else min(n, acts.shape[0])
+    n = acts.shape[0] if n is None else min(as_int(n, 'n', 1, 'a number of channels'), acts.shape[0])
     return acts.float().mean((1,2)).argsort(descending=True)[:n] if most_active else torch.arange(n, device=acts.device)
 
 def show_features(acts:Tensor, n:int=16, most_active:bool=False, img=None, ncols:int|None=None, size:float=2.,
@@ -37,6 +37,7 @@ def show_features(acts:Tensor, n:int=16, most_active:bool=False, img=None, ncols
     "Grid of `n` channels of one image's activations `(c,h,w)`: raw maps, or over `img` with `show_cam`"
     acts = acts.detach().float().cpu()
     idx = channel_order(acts, n, most_active)
+    ncols = as_int(ncols, 'ncols', 1, 'a number of columns', none=True)
     fig,axs = _figure(len(idx), ncols=ifnone(ncols, min(len(idx), 8)), size=size)
     for ax,c in zip(axs, idx.tolist()):
         t = f"{c}: mean {acts[c].mean().item():.2f}"
@@ -72,6 +73,7 @@ def show_filters(model_or_conv:nn.Module, n:int|None=None, ncols:int=8, size:flo
     w = conv.weight.detach().float().cpu()
     if w.shape[1]!=3: raise InputError(f"Colour filters need a convolution with 3 input channels, this one has {w.shape[1]}")
     if scale not in ('each','all'): raise InputError(f"scale must be 'each' (min-max per kernel) or 'all' (one scale), not {scale!r}")
+    n, ncols = as_int(n, 'n', 1, 'a number of filters', none=True), as_int(ncols, 'ncols', 1, 'a number of columns')
     w = w[:ifnone(n, len(w))]
     lo,hi = (w.amin((1,2,3), keepdim=True), w.amax((1,2,3), keepdim=True)) if scale=='each' else (w.min(), w.max())
     w = (w-lo)/(hi-lo).clamp_min(1e-12)
@@ -229,9 +231,8 @@ def top_patches(model:nn.Module, dl, layer, channels, k:int=9, per_image:bool=Tr
     layer = find_layer(model, layer)
     chans = listify(channels)
     if not chans: raise InputError("No channels given")
-    if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in chans): raise InputError(f"Channels are integers, got {chans}")
-    if not (isinstance(k, (int, np.integer)) and k>=1): raise InputError(f"k is the number of patches per channel, at least 1; got {k!r}")
-    chans = [int(c) for c in chans]
+    if any(integer(c) is None for c in chans): raise InputError(f"Channels are integers, got {chans}")
+    k, chans = as_int(k, 'k', 1, 'the number of patches per channel'), [integer(c) for c in chans]
     _check_dl(dl)
     decode = _decoder(dl, decode)
     best, keep, seen, rf = None, {}, 0, None   # best: values, image index, flat position, each (channels, <=k)
@@ -320,7 +321,7 @@ def _thumbs(ims:Tensor, size:int)->Tensor:
 def embeddings(model:nn.Module, dl, layer=None, thumb:int=64, decode=None, progress:bool=True)->Embeddings:
     "Pooled features of every image of an unshuffled `dl` at `layer` (default: the body), batched, with labels and thumbnails"
     _check_dl(dl)
-    decode = _decoder(dl, decode)
+    decode, thumb = _decoder(dl, decode), as_int(thumb, 'thumb', 0, 'the side of the thumbnails in pixels (0: none)')
     feats, labels, thumbs = [], [], []
     for b in pbar(dl, progress, leave=False):
         x,y = _xy(b)
@@ -339,13 +340,17 @@ def embeddings(self:Learner, dl=None, layer=None, **kwargs)->Embeddings:
     return embeddings(self.model, ifnone(dl, self.dls.valid), layer, **kwargs)
 
 # %% ../nbs/07_inside.ipynb #ef7d42d5
-def _is_index(q): return isinstance(q, int) or (isinstance(q, (list, tuple)) and len(q)>0 and isinstance(q[0], int)) or \
-                          (isinstance(q, Tensor) and not q.is_floating_point())
+def _query_index(q)->Tensor|None:
+    "Query `q` as image indices `(q,)` when it is integer-likes (one, a list, an integer array or tensor), else None (features)"
+    if integer(q) is not None: return torch.tensor([integer(q)])
+    if isinstance(q, (list, tuple)) and len(q) and all(integer(o) is not None for o in q): return torch.tensor([integer(o) for o in q])
+    t = torch.as_tensor(q) if isinstance(q, (Tensor, np.ndarray)) else None
+    return t.flatten().long() if t is not None and not (t.is_floating_point() or t.is_complex() or t.dtype==torch.bool) else None
 
 def neighbours(emb:Embeddings, query, k:int=5)->tuple:
     "Euclidean distances and indices `(q, k)` of the `k` images of `emb` closest to `query` (indices into `emb`, or features)"
-    if _is_index(query):
-        idx = torch.as_tensor(listify(query) if not isinstance(query, Tensor) else query).flatten()
+    k, idx = as_int(k, 'k', 1, 'a number of neighbours'), _query_index(query)
+    if idx is not None:
         if ((idx<0)|(idx>=len(emb))).any(): raise InputError(f"Query index out of range: these embeddings hold {len(emb)} images")
         q = emb.feats[idx]
     else:
@@ -363,8 +368,8 @@ def show_neighbours(emb:Embeddings, query, k:int=5, images:Tensor|None=None, siz
     if emb.thumbs is None: raise InputError("These embeddings were computed without thumbnails (thumb=0): nothing to draw")
     d,idx = neighbours(emb, query, k)
     if images is None:
-        if not _is_index(query): raise InputError("Give the query `images` when the queries are features")
-        qi = torch.as_tensor(listify(query) if not isinstance(query, Tensor) else query).flatten()
+        qi = _query_index(query)
+        if qi is None: raise InputError("Give the query `images` when the queries are features")
         images, qnames = emb.thumbs[qi], [f"query: {emb.names[i]}" for i in qi.tolist()]
     else: qnames = ['query']*len(images)
     cols, names = idx.shape[1]+1, emb.names
@@ -391,6 +396,7 @@ def tsne(emb, perplexity:float=30., seed:int=0, threads:int|None=1, **kwargs)->n
     X = emb.feats if isinstance(emb, Embeddings) else emb
     X = np.asarray(torch.as_tensor(X).detach().cpu().double())
     if len(X)<4: raise InputError(f"t-SNE needs at least 4 images, got {len(X)}")
+    seed, threads = as_int(seed, 'seed', 0, 'a random seed'), as_int(threads, 'threads', 1, 'a number of threads', none=True)
     with threadpool_limits(threads, user_api='openmp'):
         return TSNE(2, perplexity=min(perplexity, (len(X)-1)/3), random_state=seed, init='pca', learning_rate='auto',
                     **kwargs).fit_transform(X)
@@ -449,7 +455,8 @@ def class_images(model:nn.Module, targets, size=224, steps:int=100, lr:float=0.0
     dev,dt = p0.device, wide(p0).dtype   # the image is optimised in at least float32, and cast to the model's dtype to run it
     n = len(listify(targets) if not isinstance(targets, Tensor) else targets.flatten())
     if n==0: raise InputError("No targets given")
-    H,W = _pair(size)
+    (H,W), steps, jitter = as_size(size), as_int(steps, 'steps', 0, 'a number of ascent steps'), as_int(jitter, 'jitter', 0, 'a shift in pixels')
+    blur_every, seed = as_int(blur_every, 'blur_every', 0, 'a number of steps (0: no blur)'), as_int(seed, 'seed', None, 'a random seed')
     mean,std = [torch.as_tensor(s, device=dev).to(dt).reshape(1,-1,1,1) for s in (stats or ([0.5]*3, [1.]*3))]
     g = torch.Generator().manual_seed(seed)
     blank = mean.expand(n,3,H,W)

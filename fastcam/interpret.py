@@ -56,11 +56,11 @@ def _samples(dl, idxs)->tuple:
 
 def _ranks(idxs, n:int, what:str='Item')->Tensor:
     "`idxs` (integer-likes, a list or a tensor of them) as indices into `n` items, refusing what is not one of them"
-    t = torch.as_tensor(idxs.tolist() if isinstance(idxs, (Tensor, np.ndarray)) else listify(idxs))
-    if not t.numel(): raise InputError(f"No images to explain (no {what.lower()}s)")
-    if t.dtype==torch.bool or t.is_floating_point() or t.is_complex():
-        raise InputError(f"{what}s are integers (a list of them, or a tensor), got {t.dtype} values")
-    t = t.long().flatten()
+    vals = idxs.flatten().tolist() if isinstance(idxs, (Tensor, np.ndarray)) else listify(idxs)
+    if not vals: raise InputError(f"No images to explain (no {what.lower()}s)")
+    ints = [integer(o) for o in vals]
+    if None in ints: raise InputError(f"{what}s are integers (a list of them, or a tensor), got {vals[ints.index(None)]!r:.40}")
+    t = torch.tensor(ints, dtype=torch.long)
     bad = t[(t<0) | (t>=n)]
     if len(bad): raise InputError(f"{what} {bad[0].item()} is past the {n} items of this interpretation (0 to {n-1})")
     return t
@@ -150,11 +150,10 @@ def plot_top_losses_maps(self:ClassificationInterpretation, k=9, method=None, la
                          size:float=2.4, save=None, **kwargs):
     "fastai's `plot_top_losses` with maps: the `k` worst images, each with `method`'s maps for its predicted and its actual class"
     n = len(self.losses)
-    if is_listy(k) or isinstance(k, (range, Tensor, np.ndarray)):
+    if integer(k) is None and (is_listy(k) or isinstance(k, range) or (isinstance(k, (Tensor, np.ndarray)) and k.ndim)):
         losses,idx = (o[_ranks(k, n, 'Rank')] for o in self.top_losses(None, largest))
     else:
-        if not (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k>=1):
-            raise InputError(f"k is a number of images (at least 1) or a list of ranks, got {k!r}")
+        k = as_int(k, 'k', 1, 'a number of images (or a list of ranks)')
         if k>n: warnings.warn(f"k={int(k)}, but this interpretation has {n} items: drawing all {n}")
         losses,idx = self.top_losses(min(int(k), n), largest)
     return self._plot_loss_maps(idx, method, options, size, save=save, **kwargs)
@@ -171,6 +170,7 @@ def class_preds(self:ClassificationInterpretation)->tuple:
 @patch
 def confused_idxs(self:ClassificationInterpretation, min_val:int=1, k:int|None=3)->list:
     "`(actual, predicted, count, idxs)` of each pair of `most_confused(min_val)`, with its `k` highest-loss images"
+    min_val, k = as_int(min_val, 'min_val', 1, 'a number of mistakes'), as_int(k, 'k', 1, 'a number of images per pair', none=True)
     targs, decoded = self.class_preds()
     c = len(self.vocab)
     cm = torch.bincount(targs*c+decoded, minlength=c*c).view(c, c).numpy()
@@ -186,7 +186,7 @@ def confused_idxs(self:ClassificationInterpretation, min_val:int=1, k:int|None=3
 def plot_confused_maps(self:ClassificationInterpretation, min_val:int=1, k:int=3, max_pairs:int|None=None, method=None,
                        options:dict|None=None, size:float=2.4, save=None, **kwargs):
     "The `k` worst images of each `most_confused(min_val)` pair, each with `method`'s maps for its predicted and its actual class"
-    pairs = self.confused_idxs(min_val, k)[:max_pairs]
+    pairs = self.confused_idxs(min_val, k)[:as_int(max_pairs, 'max_pairs', 1, 'a number of pairs of classes', none=True)]
     if not pairs: raise InputError(f"No pair of classes is confused {min_val} times or more: lower min_val")
     head = 'Most confused (actual → predicted, count): ' + ', '.join(f"{a} → {p} ({n})" for a,p,n,_ in pairs)
     return self._plot_loss_maps(torch.cat([o[3] for o in pairs]), method, options, size,
@@ -213,8 +213,7 @@ class MapsRecorder(Callback):
     "Record `method`'s maps (default: CAM for a GAP head, else Grad-CAM) of a probe batch of `items` as a model trains"
     order = 100
     def __init__(self, items, method=None, every='epoch', targets='label', **options):
-        if not (every=='epoch' or (isinstance(every, (int, np.integer)) and not isinstance(every, bool) and every>=1)):
-            raise InputError(f"every is 'epoch' or a number of training batches (at least 1), got {every!r}")
+        if not (isinstance(every, str) and every=='epoch'): every = as_int(every, 'every', 1, "'epoch' or a number of training batches")
         self.items, self.method, self.every, self.targets, self.options = items_list(items), method, every, targets, options
         self.records, self.marks, self.probe, self.fits, self.batches = [], [], None, 0, 0
         self.new_fit = self.trained = self.skip = False
@@ -316,7 +315,7 @@ def _writer(path:Path, fps:float):
 def save(self:MapsRecorder, path, fps:float=2., size:float=2., dpi:int=80, **kwargs)->Path:
     "Write the records as an animation, a frame per record: a GIF (Pillow) or an MP4 (ffmpeg)"
     self._check()
-    path = Path(path)
+    path, dpi = Path(path), as_int(dpi, 'dpi', 1, 'a resolution in dots per inch')
     writer = _writer(path, fps)
     n = len(self.records[0])
     fig,axs = _figure(n, 1, n, size, figsize=(size*n, size+0.6))

@@ -32,6 +32,7 @@ __all__ = ['lite_stats', 'gap_head', 'MissingExtra', 'body_features', 'cam_model
 # %% ../nbs/03_learner.ipynb #1ee8c0dd
 def gap_head(nf:int, n_out:int, bias:bool=False)->nn.Sequential:
     "`AdaptiveAvgPool2d(1) -> Flatten -> Linear(nf, n_out)`: the head CAM can explain"
+    nf, n_out = as_int(nf, 'nf', 1, 'a number of input features'), as_int(n_out, 'n_out', 1, 'a number of outputs')
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(nf, n_out, bias=bias))
 
 # %% ../nbs/03_learner.ipynb #372e2319
@@ -44,7 +45,7 @@ def body_features(body:nn.Module, size=(224,224))->int:
         raise InputError(f"This TimmBody outputs the channels-last features (n, h, w, c) of a {type(body.model).__name__}: "
                          "make it channels first with `channels_first(body)`, or build the learner with `timm_learner(dls, arch)`")
     p = model_param(body)
-    x = torch.zeros(1, 3, *((size,size) if isinstance(size, int) else size), device=p.device, dtype=p.dtype)
+    x = torch.zeros(1, 3, *as_size(size), device=p.device, dtype=p.dtype)
     with preserve_state(body), torch.no_grad(): out = body(x)
     if not isinstance(out, Tensor) or out.dim()!=4 or out.shape[-1]*out.shape[-2]<1:
         shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
@@ -55,7 +56,7 @@ def body_features(body:nn.Module, size=(224,224))->int:
 
 def cam_model(body:nn.Module, n_out:int, size=(224,224))->nn.Sequential:
     "`Sequential(body, gap_head)` with the GAP head sized to `body`'s output channels, on the body's device and dtype"
-    p = model_param(body)
+    n_out, p = as_int(n_out, 'n_out', 1, 'a number of outputs'), model_param(body)
     return nn.Sequential(body, gap_head(body_features(body, size), n_out).to(p.device, p.dtype))
 
 # %% ../nbs/03_learner.ipynb #93f79655
@@ -149,6 +150,7 @@ def _conv(ni, nf, stride=1): return nn.Sequential(nn.Conv2d(ni, nf, 3, stride=st
 
 def simple_cam_net(n_out:int=2, nf:int=32)->nn.Sequential:
     "A small CNN (4 conv blocks, stride 8) with a GAP head, shaped `Sequential(body, head)` like fastai models"
+    n_out, nf = as_int(n_out, 'n_out', 1, 'a number of outputs'), as_int(nf, 'nf', 2, 'a number of channels')
     body = nn.Sequential(_conv(3,nf//2), _conv(nf//2,nf,2), _conv(nf,nf,2), _conv(nf,nf,2))
     return nn.Sequential(body, gap_head(nf, n_out))
 

@@ -12,12 +12,12 @@ import numpy as np, pandas as pd, torch
 from torch import nn, Tensor
 from scipy import ndimage
 from functools import partial
-from fastcore.basics import store_attr
+from fastcore.basics import store_attr, ifnone
 from fastai.torch_core import to_device
 from .core import *
 from .data import BatchDecoder
-from .methods import Method, predictions, score_space, default_activation
-from .show import show_cam, show_boxes, _figure, _done
+from .methods import Method, predictions, score_space, default_activation, resolve_targets, class_names
+from .show import show_cam, show_boxes, _figure, _done, _index
 from .pets import pet_mask
 
 # %% auto #0
@@ -50,7 +50,8 @@ def components(masks, connectivity:int=2)->list:
     "Connected components of each mask `(n,h,w)`: a `(k,5)` tensor `(x0,y0,x1,y1,area)` per mask, largest first"
     m = plain(masks).bool().numpy()
     if m.ndim==2: m = m[None]
-    if connectivity not in (1,2): raise InputError("connectivity is 1 (4-neighbours) or 2 (8-neighbours)")
+    if integer(connectivity) not in (1,2): raise InputError(f"connectivity is 1 (4-neighbours) or 2 (8-neighbours); got {connectivity!r}")
+    connectivity = integer(connectivity)
     st = np.zeros((3,3,3), bool); st[1] = ndimage.generate_binary_structure(2, connectivity)
     lab,k = ndimage.label(m, structure=st)
     areas = np.bincount(lab.ravel(), minlength=k+1)[1:]
@@ -87,6 +88,7 @@ def mask_boxes(masks)->Tensor:
 # %% ../nbs/08_localise.ipynb #70fb8606
 def show_localisation(expl:Explanation, i:int=0, gt=None, frac:float=0.2, ax=None, title=None, **kwargs):
     "Image `i` of `expl` under its map, with the map's box at `frac` (cyan) and the ground-truth box `gt` (lime), input pixels"
+    i = _index(i, len(expl))
     img = expl.images()[i]
     ax = show_cam(img, expl.maps[i], ax=ax, title=title, **kwargs)
     box = map_boxes(expl[[i]], frac, size=img.shape[-2:])
@@ -134,22 +136,32 @@ def _target_probs(model:nn.Module, xs:Tensor, t:Tensor, act:str|None=None)->Tens
     a = act or default_activation(out.shape[1])
     return predictions(score_space(out, a), a).gather(1, t[:,None])[:,0]
 
+def _resolved(model:nn.Module, x:Tensor, targets, act:str|None, vocab, bs:int)->tuple:
+    "Each image's target (class indices, or names of `vocab`; one, or one per image) checked against `model`'s outputs on `x`, and its probability"
+    out = torch.cat([model(xs) for xs in x.split(bs)])
+    a = act or default_activation(out.shape[1])
+    s = score_space(out, a)
+    t = resolve_targets(targets, s, a, class_names(vocab, s.shape[1], a))
+    return t, predictions(s, a).gather(1, t[:,None])[:,0]
+
 def deletion_insertion(model:nn.Module, x:Tensor, maps, targets, steps:int=16, baseline='zeros', bs:int=64, act:str|None=None,
-                       progress:bool=False)->tuple:
-    "Deletion and insertion curves `(n, steps+1)` of the target probability, pixels taken in each map's order (highest first)"
-    if not (isinstance(steps, int) and steps>=2): raise InputError(f"steps is the number of intervals of each curve, at least 2; got {steps!r}")
-    if not (isinstance(bs, int) and bs>=1): raise InputError(f"bs is a number of images, at least 1; got {bs!r}")
+                       progress:bool=False, vocab=None)->tuple:
+    "Deletion and insertion curves `(n, steps+1)` of the target probability (indices, or names of `vocab`), pixels taken in each map's order (highest first)"
+    steps, bs = as_int(steps, 'steps', 2, 'the number of intervals of each curve'), as_int(bs, 'bs', 1, 'a number of images per forward pass')
+    vocab = ifnone(vocab, getattr(maps, 'vocab', None))
     x = to_model(x, model)
     n,_,H,W = x.shape
-    rank = as_maps(maps, (H,W)).flatten(1).argsort(dim=1, descending=True, stable=True).argsort(dim=1).view(n,H,W).to(x.device)
-    base, t = _substitute(x, baseline), torch.as_tensor(targets).to(x.device).view(-1)
-    if len(t)!=n: raise InputError(f"{len(t)} targets for {n} images")
+    m = as_maps(maps, (H,W))
+    if len(m)!=n: raise InputError(f"{len(m)} maps for {n} images")
+    rank = m.flatten(1).argsort(dim=1, descending=True, stable=True).argsort(dim=1).view(n,H,W).to(x.device)
+    base = _substitute(x, baseline)
     ks = (torch.arange(steps+1, device=x.device, dtype=torch.float64)*(H*W)/steps).round()   # pixels kept at each step
     pairs = torch.tensor([(c,i,k) for c in (0,1) for i in range(n) for k in range(1,steps)], device=x.device).view(-1,3)
     curves = torch.empty(2, n, steps+1, device=x.device, dtype=wide(x).dtype)
     prob = partial(_target_probs, model, act=act)
     with preserve_state(model), torch.no_grad():
-        p_img, p_base = prob(x, t), prob(base, t)
+        t, p_img = _resolved(model, x, targets, act, vocab, bs)
+        p_base = prob(base, t)
         curves[0,:,0], curves[0,:,-1], curves[1,:,0], curves[1,:,-1] = p_img, p_base, p_base, p_img
         for ch in pbar(pairs.split(bs), progress, leave=False):
             c,i,k = ch.unbind(1)
@@ -164,19 +176,19 @@ def curve_auc(curves)->Tensor:
     return torch.trapezoid(c, dx=1/(c.shape[-1]-1), dim=-1)
 
 # %% ../nbs/08_localise.ipynb #491169d3
-def confidence_change(model:nn.Module, x:Tensor, maps, targets, baseline='zeros', bs:int=64, act:str|None=None)->tuple:
-    "Probabilities `(p, p_masked)` of each image's target: on the image, and on the image kept where its map is (scaled to [0, 1]), `baseline` elsewhere"
-    if not (isinstance(bs, int) and bs>=1): raise InputError(f"bs is a number of images, at least 1; got {bs!r}")
+def confidence_change(model:nn.Module, x:Tensor, maps, targets, baseline='zeros', bs:int=64, act:str|None=None, vocab=None)->tuple:
+    "Probabilities `(p, p_masked)` of each image's target (indices, or names of `vocab`): on the image, and on the image kept where its map is (scaled to [0, 1]), `baseline` elsewhere"
+    bs, vocab = as_int(bs, 'bs', 1, 'a number of images per forward pass'), ifnone(vocab, getattr(maps, 'vocab', None))
     x = to_model(x, model)
     n = len(x)
     m = normalise(as_maps(maps, x.shape[-2:])).to(x.device, wide(x).dtype)[:,None]
-    t = torch.as_tensor(targets).to(x.device).view(-1)
-    if len(t)!=n or len(m)!=n: raise InputError(f"{len(m)} maps and {len(t)} targets for {n} images")
+    if len(m)!=n: raise InputError(f"{len(m)} maps for {n} images")
     base = _substitute(x, baseline)
     kept = (wide(base) + m*(wide(x) - wide(base))).to(x.dtype)
     with preserve_state(model), torch.no_grad():
-        p = torch.cat([_target_probs(model, xs, ts, act) for xs,ts in zip(torch.cat([x, kept]).split(bs), t.repeat(2).split(bs))])
-    return p[:n].cpu(), p[n:].cpu()
+        t, p = _resolved(model, x, targets, act, vocab, bs)
+        pm = torch.cat([_target_probs(model, xs, ts, act) for xs,ts in zip(kept.split(bs), t.split(bs))])
+    return p.cpu(), pm.cpu()
 
 def average_drop(p, p_masked)->Tensor:
     "Per image, the relative drop of the target probability on the explanation map, `max(0, p - p_masked)/p` (Chattopadhay et al. 2018)"
@@ -186,7 +198,7 @@ def average_drop(p, p_masked)->Tensor:
 # %% ../nbs/08_localise.ipynb #970656bc
 def centre_maps(n:int, size, sigma:float=0.25, device=None, dtype=None)->Tensor:
     "`n` identical centred Gaussian maps of `size`, standard deviation `sigma` times each side"
-    h,w = (size,size) if isinstance(size, int) else tuple(size)
+    n, (h,w) = as_int(n, 'n', 0, 'a number of maps'), as_size(size)
     yy = (torch.arange(h, device=device, dtype=dtype)+0.5-h/2)/(sigma*h)
     xx = (torch.arange(w, device=device, dtype=dtype)+0.5-w/2)/(sigma*w)
     return torch.exp(-0.5*(yy[:,None]**2 + xx[None]**2)).expand(n,h,w).clone()
@@ -201,7 +213,7 @@ def centre_baseline(learn, x:Tensor, sigma:float=0.25)->Explanation:
 
 class RandomBaseline:
     "Uniform-noise maps on the grid of the model's last feature map, seeded by `seed` and each image (the same image, the same map), with `learn`'s predictions"
-    def __init__(self, seed:int=0): self.seed = seed
+    def __init__(self, seed:int=0): self.seed = as_int(seed, 'seed', None, 'a random seed')
     def _rule(self, p):
         grid = p.run(spatial_layer(p.model, p.x)).shape[-2:]
         keys = [zlib.crc32(plain(xi).float().numpy().tobytes()) for xi in p.x]
@@ -231,7 +243,7 @@ class LocaliseReport:
         cols = [c for c in next(iter(self.scores.values())).columns if c not in ('item', 'target', 'x0', 'y0', 'x1', 'y1')]
         if by not in cols: raise InputError(f"by is one of the per-image scores {cols}, not {by!r}")
         n = len(self.gt_boxes)
-        if not (isinstance(k, int) and k>=1): raise InputError(f"k is a number of images, at least 1; got {k!r}")
+        k = as_int(k, 'k', 1, 'a number of images')
         if k>n: warnings.warn(f"show_worst draws {n} images per method, not {k}: the report has {n}", stacklevel=2); k = n
         fig,axs = _figure(len(names)*k, len(names), k, size)
         axs = np.array(axs).reshape(len(names), k)
@@ -262,6 +274,9 @@ def _summary(s:pd.DataFrame, iou_thresh)->dict:
 def localise_report(learn, methods:dict, dl, baselines:bool=True, frac:float=0.2, boundary:bool=True, iou_thresh:float=0.5,
                     curves_every:int|None=1, steps:int=16, baseline='zeros', curve_bs:int=64, seed:int=0, progress:bool=True)->LocaliseReport:
     "Localisation and faithfulness scores of each of `methods` (name -> `f(learn, x)`) and the baselines over `dl`'s `(x, gt, y)` batches"
+    curves_every, steps = as_int(curves_every, 'curves_every', 0, 'how often an image gets curves (every k-th; 0 or None: never)', none=True), \
+                          as_int(steps, 'steps', 2, 'the number of intervals of each curve')
+    curve_bs, seed = as_int(curve_bs, 'curve_bs', 1, 'a number of images per forward pass'), as_int(seed, 'seed', None, 'a random seed')
     methods = {k: (partial(_named, f) if isinstance(f, str) else f) for k,f in dict(methods).items()}
     if baselines: methods.update({'centre Gaussian': centre_baseline, 'random': RandomBaseline(seed)})
     first = next(iter(dl), None)

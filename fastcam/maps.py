@@ -291,10 +291,11 @@ def get_maps(self:Learner, items=None, dl=None, method='gradcam', path=None, bs:
     "Maps of `method` for `items` (or `dl`; default: the validation set), batch by batch; with `path`, written to a resumable store there"
     m = get_method(method)
     if dtype not in _np_dtypes: raise InputError(f"dtype is one of {list(_np_dtypes)}, not {dtype!r}")
-    if bs is not None and not (isinstance(bs, (int, np.integer)) and not isinstance(bs, bool) and bs>=1): raise InputError(f"bs is a number of images, at least 1; got {bs!r}")
+    bs, num_workers = as_int(bs, 'bs', 1, 'a number of images', none=True), as_int(num_workers, 'num_workers', 0, 'a number of worker processes', none=True)
     if items is not None: items = items_list(items)
     src = self._maps_source(items, dl, convert)
-    if targets is not None and not isinstance(targets, (str, int, np.integer)):
+    if integer(targets) is not None: targets = integer(targets)
+    elif targets is not None and not isinstance(targets, str):
         targets = list(targets.tolist() if hasattr(targets, 'tolist') else targets)
         if len(targets)!=src.n: raise InputError(f"{len(targets)} targets for {src.n} items: give one target, or one per item")
     path = Path(path) if path is not None else None
@@ -312,19 +313,15 @@ def get_maps(self:Learner, items=None, dl=None, method='gradcam', path=None, bs:
 @patch
 def show(self:MapStore, k:int=25, ncols:int=5, size:float=2.2, **kwargs):
     "A contact sheet: the first `k` items under their maps, titled `class(probability)`"
-    k = min(_count(k, 'k'), len(self))
-    return show_maps(self[:k], ncols=min(ncols, k), size=size, **kwargs)
-
-def _count(v, name:str)->int:
-    if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v>=1): raise InputError(f"{name} is a number of items, at least 1; got {v!r}")
-    return int(v)
+    k = min(as_int(k, 'k', 1, 'a number of items'), len(self))
+    return show_maps(self[:k], ncols=min(as_int(ncols, 'ncols', 1, 'a number of columns'), k), size=size, **kwargs)
 
 @patch
 def save_sheet(self:MapStore, dest, k:int=100, per_page:int=25, title:str|None=None)->Path:
     "Write `index.html` in folder `dest`: the first `k` items as pages of `per_page` maps (PNG files), with a table of items"
     import html
     dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
-    k, per = min(_count(k, 'k'), len(self)), _count(per_page, 'per_page')
+    k, per = min(as_int(k, 'k', 1, 'a number of items'), len(self)), as_int(per_page, 'per_page', 1, 'a number of items')
     pages = []
     for p,s in enumerate(range(0, k, per)):
         fig = show_maps(self[s:min(s+per, k)], ncols=min(5, per), size=2.2)
@@ -360,6 +357,8 @@ def maps_job(learner, items, out, method:str='gradcam', bs:int=32, workers:int|N
              cpu:bool=False, sheet:int=100, quiet:bool=False)->MapStore:
     "Explain `items` (files, folders) with the exported `learner`, write the store into `out` and its contact sheet `out/index.html`"
     say = (lambda *a: None) if quiet else print
+    bs, workers, sheet = as_int(bs, 'bs', 1, 'a number of images'), as_int(workers, 'workers', 0, 'a number of worker processes', none=True), \
+                         as_int(sheet, 'sheet', 1, 'a number of items')
     out, method = Path(out), get_method(method).name
     if out.exists() and (not out.is_dir() or (_info(out) is None and any(out.iterdir()))):   # before any process writes: no race
         raise InputError(f"--out {out} exists and is not a map store: give a new folder, or the folder of a store to finish")

@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np, torch, torch.nn.functional as F
 from torch import nn, Tensor
 from fastcore.basics import patch_to
+from fastcore.xtras import is_listy
 from fastai.learner import Learner
 from fastai.layers import Flatten as FastaiFlatten
 from fastai.callback.fp16 import MixedPrecision, AMPMode
@@ -60,7 +61,6 @@ def sigmoid_probs(logits:Tensor)->Tensor:
     return torch.stack([1-p, p], -1)
 
 # %% ../nbs/05_methods.ipynb #f4f3b998
-def _is_int(t)->bool: return isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_))
 _no_bools = "Targets are class indices (int) or names (str), not booleans: a mask selects images (e[mask]), it does not name a class"
 
 def class_names(vocab, k:int, act:str)->list|None:
@@ -84,17 +84,18 @@ def resolve_targets(targets, scores:Tensor, act:str, names=None)->Tensor:
         if a.is_floating_point() or a.is_complex(): raise TargetError(f"Targets are class indices (int) or names (str), not {a.dtype} values")
         ts = a.flatten().tolist()
     elif isinstance(targets, (str, int, np.integer, float, np.floating, bool, np.bool_)): ts = [targets]
-    else: ts = list(targets)
+    else: ts = list(targets) if (is_listy(targets) and not isinstance(targets, slice)) or isinstance(targets, range) or hasattr(targets, '__array__') else [targets]
     if len(ts)==1: ts = ts*n
     if len(ts)!=n: raise InputError(f"{len(ts)} targets for {n} images: give one target, or one per image")
     def idx(t):
         if isinstance(t, str):
             if names is None or t not in names: raise TargetError(f"{t!r} is not a class of this model; classes: {names}")
             return names.index(t)
-        if isinstance(t, (bool, np.bool_)): raise TargetError(_no_bools)
-        if not _is_int(t): raise TargetError(f"Targets are class indices (int) or names (str), not {type(t).__name__} {t!r}")
-        if not 0<=t<k: raise TargetError(f"Class index {t} out of range: this model has {k} classes" + (f" {names}" if names else ''))
-        return int(t)
+        i = integer(t)
+        if i is None: raise TargetError(_no_bools if isinstance(t, (bool, np.bool_)) or (isinstance(t, Tensor) and t.dtype==torch.bool)
+                                        else f"Targets are class indices (int) or names (str), not {type(t).__name__} {t!r}")
+        if not 0<=i<k: raise TargetError(f"Class index {i} out of range: this model has {k} classes" + (f" {names}" if names else ''))
+        return i
     return torch.tensor([idx(t) for t in ts], device=scores.device)
 
 # %% ../nbs/05_methods.ipynb #51b81466
@@ -485,8 +486,9 @@ def smoothgrad(p:Pass,
                seed:int=0, # the seed of the noise, drawn on the model's device
               ):
     "SmoothGrad: input gradients averaged over `n` noisy copies (noise `sigma` times each image's value range), seeded"
-    if not (_is_int(n) and n>=1): raise InputError(f"n is the number of noisy copies, at least 1; got {n!r}")
-    if not sigma>=0: raise InputError(f"sigma is a fraction of the image's value range, at least 0; got {sigma!r}")
+    n, seed = as_int(n, 'n', 1, 'the number of noisy copies'), as_int(seed, 'seed', None, 'a random seed')
+    if not (isinstance(sigma, (float, int, np.floating, np.integer)) and not isinstance(sigma, bool) and sigma>=0):
+        raise InputError(f"sigma is a fraction of the image's value range, at least 0; got {sigma!r}")
     with torch.no_grad(): p.run()   # the targets of the clean images
     gen = torch.Generator(p.x.device).manual_seed(seed)
     spread = sigma*(p.x.amax((1,2,3), keepdim=True) - p.x.amin((1,2,3), keepdim=True))
@@ -527,10 +529,11 @@ def occlusion(p:Pass,
               progress:bool=True, # show a progress bar over the forward passes
              ):
     "Occlusion: average drop of each image's target score when a `patch` square sliding by `stride` hides the pixel"
-    if not (_is_int(patch) and _is_int(stride) and patch>=1 and stride>=1):
-        raise InputError(f"patch and stride are whole numbers of pixels, at least 1; got patch={patch!r}, stride={stride!r}")
+    patch, stride = as_int(patch, 'patch', 1, 'a whole number of pixels'), as_int(stride, 'stride', 1, 'a whole number of pixels')
+    if not (isinstance(baseline, (float, int, np.floating, np.integer)) and not isinstance(baseline, bool)):
+        raise InputError(f"baseline is a number (what hides the pixels, in the model's input units); got {baseline!r:.60}")
     if stride>patch: raise InputError(f"stride {stride} > patch {patch} leaves pixels that no patch covers: use stride <= patch")
-    if not (_is_int(bs) and bs>=1): raise InputError(f"bs is a number of images, at least 1; got {bs!r}")
+    bs = as_int(bs, 'bs', 1, 'a number of images per forward pass')
     x = p.x
     p.run()
     base = p.score()
@@ -584,8 +587,7 @@ def eigencam(p:Pass,
     return F.relu(sign*proj).view(n,h,w)
 
 # %% ../nbs/05_methods.ipynb #9f8732c9
-def _check_bs(bs):
-    if not (_is_int(bs) and bs>=1): raise InputError(f"bs is a number of images per forward pass, at least 1; got {bs!r}")
+def _check_bs(bs)->int: return as_int(bs, 'bs', 1, 'a number of images per forward pass')
 
 @register('Score-CAM', grad=False, needs=(needs_positions,), options=dict(progress=False), default=False)
 def scorecam(p:Pass,
@@ -594,7 +596,7 @@ def scorecam(p:Pass,
              progress:bool=True, # show a progress bar over the forward passes
             ):
     "Score-CAM: the channels of `layer`, each weighted by the softmax over channels of the target score of the image masked by it (upsampled, scaled to [0, 1]), summed, ReLU"
-    _check_bs(bs)
+    bs = _check_bs(bs)
     a = layer_acts(p, layer)
     x, (n,c) = p.x, a.shape[:2]
     scores = torch.empty(n*c, device=x.device, dtype=a.dtype)
@@ -633,7 +635,7 @@ def ablationcam(p:Pass,
                 progress:bool=True, # show a progress bar over the images
                ):
     "Ablation-CAM: the channels of `layer`, each weighted by the relative drop of the target score when it alone is set to zero, summed, ReLU"
-    _check_bs(bs)
+    bs = _check_bs(bs)
     m = layer_of(p, layer)
     a = layer_acts(p, m)
     y = wide(p.score())
@@ -658,8 +660,8 @@ def integrated_gradients(p:Pass,
                          progress:bool=False, # show a progress bar over the passes
                         ):
     "Integrated gradients: the input gradients averaged along the straight path from `baseline` to the image, times the image minus the baseline"
-    if not (_is_int(steps) and steps>=1): raise InputError(f"steps is the number of points on the path, at least 1; got {steps!r}")
-    _check_bs(bs)
+    steps = as_int(steps, 'steps', 1, 'the number of points on the path')
+    bs = _check_bs(bs)
     with torch.no_grad(): p.run()   # the targets of the images
     x = p.x
     try: base = (baseline.to(x) if isinstance(baseline, Tensor) else torch.full_like(x[:1], float(baseline))).expand_as(x)

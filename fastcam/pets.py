@@ -51,6 +51,7 @@ def label_func(f)->str:
 # %% ../nbs/02_pets.ipynb #0fc8ff12
 def pets_files(path=None, seed:int|None=42)->L:
     "The Pets image files at `path`, shuffled with `seed` (sorted when `seed` is None)"
+    seed = as_int(seed, 'seed', None, 'a random seed (None: sorted)', none=True)
     files = get_image_files(pets_images(path)).sorted()
     if not files: raise ImageFolderError(f"No images in {pets_images(path)}")
     if seed is not None: random.Random(seed).shuffle(files.items)
@@ -59,6 +60,8 @@ def pets_files(path=None, seed:int|None=42)->L:
 # %% ../nbs/02_pets.ipynb #7491a73f
 def pets_dls(path=None, size:int=512, n:int|None=None, bs:int=64, valid_pct:float=0.2, seed:int=42, **kwargs):
     "The lecture's cat/dog `DataLoaders` over Pets at `path`: `Resize(size)`, seeded split, optional subset of `n` files"
+    size, n, bs, seed = as_size(size), as_int(n, 'n', 1, 'a number of files', none=True), as_int(bs, 'bs', 1, 'a number of images'), \
+                        as_int(seed, 'seed', None, 'a random seed')
     path = pets_images(path)
     files = pets_files(path, seed=None)
     if n is not None and n<len(files): files = L(random.Random(seed).sample(list(files), n)).sorted()
@@ -85,6 +88,7 @@ def pets_split(path=None)->dict:
 
 def pets_split_dls(path=None, size:int=224, bs:int=32, valid_pct:float=0.2, seed:int=42, **kwargs):
     "The lecture's cat/dog `DataLoaders` (`Resize(size)`, seeded validation split) over the official trainval images only"
+    size, bs, seed = as_size(size), as_int(bs, 'bs', 1, 'a number of images'), as_int(seed, 'seed', None, 'a random seed')
     root = pets_root(path)
     return ImageDataLoaders.from_name_func(root/'images', pets_split(root)['trainval'], label_func, valid_pct=valid_pct, seed=seed,
                                            item_tfms=Resize(size), bs=bs, **kwargs)

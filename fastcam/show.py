@@ -56,17 +56,16 @@ def _done(fig, save=None):
     if save is not None: fig.savefig(save, bbox_inches='tight')
     return fig
 
-def _fits(n:int, nrows=None, ncols=None, view:str='The grid')->int:
-    "How many of `n` images a grid of `nrows` x `ncols` draws, warning when that drops some"
-    if nrows is None or ncols is None or n <= nrows*ncols: return n
+def _fits(n:int, nrows=None, ncols=None, view:str='The grid')->tuple:
+    "How many of `n` images a grid of `nrows` x `ncols` (checked; None: as many as needed) draws, warning when that drops some; and the grid"
+    nrows, ncols = as_int(nrows, 'nrows', 1, 'a number of rows', none=True), as_int(ncols, 'ncols', 1, 'a number of columns', none=True)
+    if nrows is None or ncols is None or n <= nrows*ncols: return n, nrows, ncols
     warnings.warn(f"{view} draws {nrows*ncols} of the {n} images given ({nrows}x{ncols}): pass nrows/ncols to draw more, or fewer images", stacklevel=3)
-    return nrows*ncols
+    return nrows*ncols, nrows, ncols
 
 def _index(i, n:int, what:str='image')->int:
     "`i` checked to be the index of one of `n` images (negative indices count from the end)"
-    if not (isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))) and not (isinstance(i, Tensor) and i.dim()==0 and not i.is_floating_point()):
-        raise InputError(f"i is the index of an {what}, an integer; got {i!r}")
-    i = int(i)
+    i = as_int(i, 'i', None, f"the index of an {what}")
     if not -n <= i < n: raise InputError(f"No {what} {i}: there {'is' if n==1 else 'are'} {n} (indices 0 to {n-1})")
     return i
 
@@ -78,7 +77,7 @@ def _shared_scale(maps, kwargs:dict)->dict:
 # %% ../nbs/06_show.ipynb #a13f518a
 def show_maps(expl:Explanation, nrows:int|None=None, ncols:int|None=None, size:float=3.2, figsize=None, save=None, **kwargs):
     "Grid of `expl`'s images, each under the map of its explained class and titled `class(probability)`"
-    n = _fits(len(expl), nrows, ncols, 'show_maps')
+    n, nrows, ncols = _fits(len(expl), nrows, ncols, 'show_maps')
     ims = expl.images()
     fig,axs = _figure(n, nrows, ncols, size, figsize)
     for ax,im,m,lbl,p in zip(axs, ims, expl.maps, expl.labels, expl.target_probs.tolist()):
@@ -117,7 +116,7 @@ def cam_panel(self:Learner, item, convert:bool=False, save=None, **kwargs):
 def cam_grid(self:Learner, files, nrows:int=5, ncols:int=5, convert:bool=False, figsize=(16,16), save=None, **kwargs):
     "The lecture's grid: each of `files` under the CAM of its predicted class, titled `class(probability)`; says so when some do not fit"
     files = items_list(files)
-    n = _fits(len(files), nrows, ncols, 'cam_grid')
+    n, nrows, ncols = _fits(len(files), nrows, ncols, 'cam_grid')
     return show_maps(self.cam(files[:n], convert=convert), nrows, ncols, figsize=figsize, save=save, **kwargs)
 
 # %% ../nbs/06_show.ipynb #a517e746

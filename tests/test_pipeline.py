@@ -87,7 +87,7 @@ def test_multi_category_block(tmp_path, synth):
 
 # (4) occlusion parameters
 @pytest.mark.parametrize('kw,msg', [(dict(patch=8, stride=16), 'no patch covers'), (dict(patch=0), 'at least 1'), (dict(stride=-1), 'at least 1'),
-                                    (dict(stride=0), 'at least 1'), (dict(patch=1.5), 'whole numbers'), (dict(bs=0), 'at least 1')])
+                                    (dict(stride=0), 'at least 1'), (dict(patch=1.5), 'patch is a whole number of pixels'), (dict(bs=0), 'at least 1')])
 def test_occlusion_parameters(synth, files, kw, msg):
     with pytest.raises(InputError, match=msg): synth.occlusion(files[:1], progress=False, **kw)
 
