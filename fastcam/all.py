@@ -23,4 +23,17 @@ import fastcam.core as _core, fastcam.data as _data, fastcam.pets as _pets, fast
 import fastcam.show as _show, fastcam.inside as _inside, fastcam.localise as _localise, fastcam.interpret as _interpret, fastcam.maps as _maps
 
 # %% ../nbs/13_all.ipynb #97e94752
-__all__ = [n for m in (_core, _data, _pets, _learner, _methods, _show, _inside, _localise, _interpret, _maps) for n in m.__all__] + ['lecture_settings']
+# Not star-exported (they stay importable from their modules): the rules, which users call as `learn.gradcam(...)`
+# (`from fastcam.methods import gradcam` for the plain function of any model), the registry and its plumbing, and
+# helpers with generic names a notebook may well use for its own variables
+_not_starred = {*_methods.methods,
+    'methods', 'explain', 'register', 'Method', 'Pass', 'get_method', 'relu_rules', 'relu_rule', 'activation_of', 'default_activation',
+    'score_space', 'predictions', 'class_names', 'resolve_targets', 'amp_dtype', 'cam_layers', 'layer_of', 'layer_acts',
+    'layer_grads', 'input_grads', 'attention_probs', 'needs_gap_head', 'needs_positions', 'needs_relus', 'needs_attention',
+    'layers', 'wide', 'plain', 'upsample', 'normalise', 'pbar', 'kept_rng', 'model_lock', 'model_param', 'to_model', 'to_images',
+    'image_index', 'layer_name', 'is_body_head', 'token_models', 'token_model_of', 'token_layer', 'spatial_layer', 'channels_last',
+    'Batch', 'items_list', 'items_dl', 'dl_batches', 'BatchDecoder', 'dls_resize', 'dls_size', 'dls_frames', 'resize_frame',
+    'lite_stats', 'body_features', 'ChannelsFirstBody', 'channels_first', 'default_arch', 'default_methods', 'channel_order',
+    'as_maps', 'components', 'prediction', 'default_method', 'item_labels', 'image_items', 'maps_job'}
+__all__ = [n for m in (_core, _data, _pets, _learner, _methods, _show, _inside, _localise, _interpret, _maps) for n in m.__all__
+           if n not in _not_starred] + ['lecture_settings']

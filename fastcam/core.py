@@ -217,7 +217,7 @@ def find_layer(model:nn.Module, layer:nn.Module|str)->nn.Module:
     if not isinstance(layer, str) or layer not in mods:
         close = difflib.get_close_matches(str(layer), [k for k in mods if k], n=5, cutoff=0.3)
         raise InputError(f"No layer named {layer!r} in this model" + (f"; close names: {close}" if close else "")
-                         + ". `layers(model, x)` lists them with their output shapes")
+                         + ". `fastcam.core.layers(model, x)` lists them with their output shapes")
     return mods[layer]
 
 def layer_name(model:nn.Module, layer:nn.Module)->str:
@@ -321,7 +321,7 @@ def last_layer_at(model:nn.Module, x:Tensor, stride:int=16)->str:
     stride = as_int(stride, 'stride', 1, 'how many times smaller than the input the maps are')
     vit = next((v for v in token_models(model) if v.__dict__.get('num_prefix_tokens') is not None), None)
     if vit is not None: raise InputError(f"Every token layer of this {type(vit).__name__} has the stride of its patches: it has no "
-                                         "finer layer. Name one of its blocks instead (`layers(model, x)` lists them)")
+                                         "finer layer. Name one of its blocks instead (`fastcam.core.layers(model, x)` lists them)")
     prefix = layer_name(model, spatial_layer(model, x))
     h = x.shape[-2]//stride
     shapes = {n:s for n,_,s in layers(model, x)}

@@ -390,7 +390,7 @@ def layer_grads(p:Pass, layer=None)->tuple:
         hint = ("for a vision transformer, a layer that outputs its patch tokens (a block, a norm)" if token_models(p.model)
                 else "such as a convolution or the body")
         raise InputError(f"Layer {p.layer!r} ({type(layer).__name__}) outputs shape {tuple(a.shape)}, not feature maps "
-                         f"(n, c, h, w): gradient maps need a layer with positions, {hint}; `layers(model, x)` lists them")
+                         f"(n, c, h, w): gradient maps need a layer with positions, {hint}; `fastcam.core.layers(model, x)` lists them")
     return wide(a.detach()), wide(p.grad(a))
 
 @register('Grad-CAM', needs=(needs_positions,))
@@ -736,7 +736,7 @@ def needs_attention(model:nn.Module, x:Tensor|None=None):
         what = (f"this {type(token_models(model)[-1]).__name__} attends within windows, not across the image"
                 if token_models(model) else "this model has no attention layers")
         raise InputError(f"Attention rollout follows the attention between a vision transformer's tokens (timm ViT, DeiT); {what}. "
-                         "Use a gradient method such as Grad-CAM (`gradcam`), which explains any model with positions")
+                         "Use a gradient method such as Grad-CAM (`learn.gradcam`), which explains any model with positions")
 
 @register('Attention rollout', grad=False, needs=(needs_attention,))
 def rollout(p:Pass, head_fusion:str='mean', discard_ratio:float=0.):

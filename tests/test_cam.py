@@ -6,6 +6,7 @@ from torch import nn
 from PIL import Image
 from fastai.vision.all import Learner, create_head, create_body, resnet18
 from fastcam.all import *
+from fastcam.methods import cam
 from fastcam.testing import *
 
 

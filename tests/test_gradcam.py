@@ -6,6 +6,7 @@ from torch import nn
 from fastai.vision.all import Learner, create_head, load_learner
 from fastcam.all import *
 from fastcam.methods import *
+from fastcam.core import normalise
 from fastcam.testing import *
 
 def corr(a, b): return np.corrcoef(a.flatten().cpu().numpy(), b.flatten().cpu().numpy())[0,1]

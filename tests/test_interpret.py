@@ -9,6 +9,8 @@ from fastai.vision.all import (Learner, set_seed, ImageDataLoaders, FlipItem, ac
 from fastai.interpret import ClassificationInterpretation
 from fastcam.all import *
 from fastcam.interpret import *
+from fastcam.methods import Method, methods
+from fastcam.core import model_param
 from fastcam.testing import *
 
 # ---- top losses and confused pairs

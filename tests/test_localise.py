@@ -7,6 +7,7 @@ from fastai.vision.all import PILImage, PILMask, Resize, RandomResizedCrop, Imag
 from fastcam.all import *
 from fastcam.methods import *
 from fastcam.localise import *
+from fastcam.data import dls_frames, resize_frame
 from fastcam.testing import *
 
 # ---- map -> box

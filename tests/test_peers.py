@@ -6,6 +6,7 @@ import numpy as np, pytest, torch
 from torch import nn
 from fastcam.all import *
 from fastcam.methods import *
+from fastcam.core import normalise, wide
 import fastcam.methods as fm
 
 pgc = pytest.importorskip('pytorch_grad_cam')

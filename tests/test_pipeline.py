@@ -10,6 +10,7 @@ from fastai.vision.all import (Learner, BCEWithLogitsLossFlat, MSELossFlat, Data
 from fastcam.all import *
 from fastcam.testing import *
 from fastcam.methods import methods
+from fastcam.core import model_param
 
 ALL = list(methods)   # every registered method, with the options of a quick run
 

@@ -35,7 +35,7 @@ def test_build_is_quiet_and_metadata_checks(tmp_path):
 def test_import_and_explain_print_no_warning(tmp_path):
     "fastai's import-time FutureWarning is filtered where fastcam imports fastai: a user's notebook and handouts carry no warning"
     import os
-    code = ("from fastcam.all import *\nfrom fastcam.testing import tiny_net\nimport torch\n"
+    code = ("from fastcam.all import *\nfrom fastcam.methods import cam, gradcam, saliency\nfrom fastcam.testing import tiny_net\nimport torch\n"
             "m = tiny_net()\nx = torch.rand(2, 3, 16, 16)\ncam(m, x); gradcam(m, x); saliency(m, x)\nprint('ok')")
     env = {k:v for k,v in os.environ.items() if k not in ('PYTHONWARNINGS',)}
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)

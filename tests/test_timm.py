@@ -5,6 +5,7 @@ from torch import nn
 from fastai.vision.all import vision_learner, set_seed, PILMask, default_device
 from fastcam.all import *
 from fastcam.testing import *
+from fastcam.core import is_body_head, to_model
 
 timm = pytest.importorskip('timm')
 

@@ -5,7 +5,8 @@ from torch import nn
 from fastai.vision.all import vision_learner, set_seed, Resize
 from fastcam.all import *
 from fastcam.testing import *
-from fastcam.methods import _attention_layers
+from fastcam.methods import Pass, layer_grads, rollout, _attention_layers
+from fastcam.core import layers, normalise, plain, to_model
 
 timm = pytest.importorskip('timm')
 

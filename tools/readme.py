@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Render README.md from nbs/index.ipynb without Quarto (which `nbdev-readme` needs and this course's machines lack).
+"""Render README.md from nbs/index.ipynb without Quarto (which `nbdev-readme` needs).
 
 Markdown cells are copied as they are; code cells become fenced blocks, their `#|` directives removed; cells marked
 `#| hide` are skipped. `python tools/readme.py --check` exits 1 when README.md is out of date (CI runs it)."""
