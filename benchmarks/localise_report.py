@@ -3,13 +3,16 @@
 
     python benchmarks/localise_report.py [--size 224] [--n N] [--steps 8] [--curves-every 4] [--baseline zeros]
                                          [--no-finetune] [--threads 2] [--data PATH] [--figure FILE]
+                                         [--save-learners DIR | --load-learners DIR]
 
 Trains on the official trainval images only (seeded validation split): a frozen ImageNet efficientnet-lite0 body with a
 GAP + Linear probe (one epoch), then, unless --no-finetune, the same model fine-tuned (`fine_tune(1)`, a few minutes on a
 laptop CPU). Evaluates every method on the official test images (238 in the course's sample) in the model's input frame:
 pointing game, box IoU and CorLoc (boxes at --frac of each map's max, largest component), energy in the pet mask (trimap
 boundary counted as pet), deletion/insertion areas (on every --curves-every-th image), and time per image; with the
-centre-Gaussian and random-map baselines. Run offline with FASTCAM_OFFLINE=1 and FASTAI_HOME pointing at the sample."""
+centre-Gaussian and random-map baselines. --save-learners DIR exports the trained learners (frozen.pkl, finetuned.pkl) so that
+--load-learners DIR (here or in benchmarks/best_map.py) evaluates again without training. Run offline with FASTCAM_OFFLINE=1
+and FASTAI_HOME pointing at the sample."""
 import argparse, time, warnings
 warnings.filterwarnings('ignore')
 import pandas as pd, torch
@@ -17,6 +20,8 @@ from fastai.vision.all import set_seed
 from fastcam.all import *
 from fastcam.methods import *
 from fastcam.localise import *
+from fastcam.learner import load_exported
+from pathlib import Path
 
 p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
 p.add_argument('--size', type=int, default=224); p.add_argument('--bs', type=int, default=32)
@@ -30,6 +35,9 @@ p.add_argument('--threads', type=int, default=2); p.add_argument('--seed', type=
 p.add_argument('--device', default=None, help='cuda, cpu... (default: cuda when available, else cpu)')
 p.add_argument('--data', default=None, help="Pets folder (default: fastai's untar_data(URLs.PETS))")
 p.add_argument('--figure', default=None, help='save the worst cases per method to this image file')
+g = p.add_mutually_exclusive_group()
+g.add_argument('--save-learners', default=None, help='export the trained learners to DIR/frozen.pkl and DIR/finetuned.pkl')
+g.add_argument('--load-learners', default=None, help='load the learners --save-learners exported to DIR instead of training')
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 device = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
@@ -43,6 +51,13 @@ dl = pets_eval_dl(dls, test, bs=a.bs)
 kw = dict(frac=a.frac, curves_every=a.curves_every or None, steps=a.steps, baseline=a.baseline)
 
 def train(finetune):
+    name = 'finetuned' if finetune else 'frozen'
+    if a.load_learners:
+        learn = load_exported(Path(a.load_learners)/f'{name}.pkl', cpu=device.type=='cpu')
+        learn.dls = dls.to(device)
+        print(f"{'fine-tuned' if finetune else 'frozen body + GAP probe'}: loaded from {a.load_learners}, "
+              f"valid accuracy {learn.validate()[1]:.3f}", flush=True)
+        return learn
     set_seed(a.seed)
     learn = pets_learner(dls, efficientnet_lite0, cam_head=True, **({} if finetune else dict(train_bn=False)))
     t = time.perf_counter()
@@ -52,6 +67,9 @@ def train(finetune):
     acc = learn.validate()[1]
     print(f"{'fine-tuned' if finetune else 'frozen body + GAP probe'}: trained in {time.perf_counter()-t:.0f} s, "
           f"valid accuracy {acc:.3f}", flush=True)
+    if a.save_learners:
+        Path(a.save_learners).mkdir(parents=True, exist_ok=True)
+        learn.export(Path(a.save_learners).absolute()/f'{name}.pkl')
     return learn
 
 def methods(learn, full=True):
