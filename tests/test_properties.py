@@ -7,7 +7,8 @@ import numpy as np, pytest, torch
 from PIL import Image
 from hypothesis import given, settings, strategies as st, HealthCheck
 from fastcam.all import *
-from fastcam.methods import methods
+from fastcam.methods import methods, explain
+from fastcam.inside import channel_order
 from fastcam.testing import synthetic_trained
 
 names = ['blue', 'red']   # the synthetic learner's vocab, sorted
