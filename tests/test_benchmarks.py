@@ -1,6 +1,6 @@
 """The benchmark scripts run as shipped and print their report: run here on the CPU with tiny settings, this checks that they
 work (the timings themselves are measured by running the scripts, never asserted)"""
-import subprocess, sys
+import json, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -34,3 +34,12 @@ def test_bench_maps():
     out = bench('bench_maps.py', '--n', '6', '--small-n', '3', '--size', '64', '--bs', '3', '--reps', '1', '--warmup', '0')
     assert 'device    cpu = ' in out and 'images/s: get_preds' in out and 'get_maps Grad-CAM / get_preds (time)' in out
     assert out.count(' MB   (largest worker') == 3 and 'store: 6 images - 3 images = ' in out
+
+def test_scratch_cnn():
+    "Lecture 2's network trained for one epoch on tiny images: one JSON line with accuracies in [0, 1]"
+    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'scratch_cnn.py'), 'size=32', 'epochs=1', 'threads=1', 'res=1'],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out['device'] == 'cpu' and out['args'] == dict(size='32', epochs='1', threads='1', res='1')
+    assert 0 <= out['final'] <= out['best'] <= 1 and len(out['last5']) == 1

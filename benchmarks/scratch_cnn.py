@@ -1,0 +1,84 @@
+#!/usr/bin/env python
+"""Lecture 2's from-scratch network: validation accuracy by setting, towards issue 20's goal of 0.90 on the sample's three breeds.
+
+    python benchmarks/scratch_cnn.py size=96 epochs=24            # the lecture's CPU settings
+    python benchmarks/scratch_cnn.py size=64 epochs=60            # smaller images, more epochs
+    python benchmarks/scratch_cnn.py res=1 epochs=40              # residual blocks
+
+Options as key=value: size, epochs, lr, seed, width, res (0: the lecture's plain blocks, 1 or 2: residual blocks), zoom (the
+smallest crop's side), wd, mix (mixup's beta parameter, 0: none), bs, drop (Dropout2d before the last convolution), jitter
+(brightness), threads. The data, split (a seeded random fifth), network, augmentation and loop are the lecture's (one-cycle
+AdamW, label smoothing 0.1); it prints one JSON line: the settings, the last and best epoch's validation accuracy, the last
+five epochs' and the seconds it took, on the CPU (its device and threads named)."""
+import sys, time, random, numpy as np, torch, torch.nn as nn, torch.nn.functional as F, json
+from pathlib import Path
+from PIL import Image
+from torch.utils.data import TensorDataset, DataLoader
+args = dict(a.split('=') for a in sys.argv[1:])
+size=int(args.get('size',96)); epochs=int(args.get('epochs',24)); lr=float(args.get('lr',0.01)); seed=int(args.get('seed',42))
+width=int(args.get('width',32)); res=int(args.get('res',0)); zoom=float(args.get('zoom',0.75)); wd=float(args.get('wd',0.05))
+mix=float(args.get('mix',0)); bs=int(args.get('bs',32)); drop=float(args.get('drop',0)); jitter=float(args.get('jitter',0))
+torch.set_num_threads(int(args.get('threads',2)))
+from fastcam.pets import pets_path
+path = pets_path()/'images'
+breed = lambda f: f.name.rsplit('_', 1)[0]
+classes = ['Abyssinian', 'Bengal', 'american_bulldog']
+files = sorted(f for f in path.glob('*.jpg') if breed(f) in classes)
+def load(f):
+    img = Image.open(f).convert('RGB').resize((size, size), Image.BICUBIC)
+    return np.transpose(np.asarray(img), (2, 0, 1)) / 255
+x_all = torch.from_numpy(np.array([load(f) for f in files], dtype=np.float32))
+y_all = torch.tensor([classes.index(breed(f)) for f in files])
+torch.manual_seed(seed); random.seed(seed); np.random.seed(seed)
+dataset = TensorDataset(x_all, y_all, torch.arange(len(files)))
+n_val = len(dataset)//5
+train_set, val_set = torch.utils.data.random_split(dataset, [len(dataset)-n_val, n_val], generator=torch.Generator().manual_seed(seed))
+train_loader = DataLoader(train_set, batch_size=bs, shuffle=True, generator=torch.Generator().manual_seed(seed))
+val_loader = DataLoader(val_set, batch_size=64)
+def conv(ni, nf, ks=3, stride=1): return [nn.Conv2d(ni, nf, ks, stride, padding=ks//2, bias=False), nn.BatchNorm2d(nf), nn.ReLU()]
+class Res(nn.Module):
+    def __init__(s, ni, nf):
+        super().__init__(); s.c = nn.Sequential(*conv(ni,nf), nn.Conv2d(nf,nf,3,padding=1,bias=False), nn.BatchNorm2d(nf))
+        s.id = nn.Identity() if ni==nf else nn.Sequential(nn.Conv2d(ni,nf,1,bias=False), nn.BatchNorm2d(nf))
+    def forward(s, x): return F.relu(s.c(x)+s.id(x))
+w=width
+class CNN(nn.Module):
+    def __init__(self, n_classes=3):
+        super().__init__()
+        if res:
+            self.features = nn.Sequential(*conv(3, w, 5, stride=2), Res(w,w), nn.MaxPool2d(2), Res(w,2*w), nn.MaxPool2d(2), Res(2*w,4*w),
+                *( [nn.MaxPool2d(2), Res(4*w,8*w)] if res>1 else []), nn.Dropout2d(drop), nn.Conv2d(4*w*(2 if res>1 else 1), n_classes, 3, padding=1))
+        else:
+            self.features = nn.Sequential(*conv(3, w, 5, stride=2), *conv(w, w), nn.MaxPool2d(2, 2), *conv(w, 2*w), *conv(2*w, 2*w), nn.MaxPool2d(2, 2),
+                *conv(2*w, 4*w), *conv(4*w, 4*w), nn.Dropout2d(drop), nn.Conv2d(4*w, n_classes, 3, padding=1))
+        self.avg_pool = nn.AdaptiveAvgPool2d(1); self.fc = nn.Linear(n_classes, n_classes)
+    def forward(self, x): return self.fc(self.avg_pool(self.features(x)).flatten(1))
+def augment(x, zoom=(zoom, 1.0), degrees=10):
+    n = len(x)
+    scale = torch.empty(n).uniform_(*zoom); angle = torch.empty(n).uniform_(-degrees, degrees) * np.pi/180
+    flip = torch.where(torch.rand(n) < 0.5, -1., 1.); shift = (torch.rand(2, n)*2 - 1) * (1 - scale)
+    cos, sin = torch.cos(angle)*scale, torch.sin(angle)*scale
+    theta = torch.stack([torch.stack([cos*flip, -sin, shift[0]], 1), torch.stack([sin*flip, cos, shift[1]], 1)], 1)
+    out = F.grid_sample(x, F.affine_grid(theta, x.shape, align_corners=False), mode='bilinear', padding_mode='reflection', align_corners=False)
+    if jitter: out = (out * torch.empty(n,1,1,1).uniform_(1-jitter,1+jitter)).clamp(0,1)
+    return out
+torch.manual_seed(seed)
+net = CNN()
+criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
+opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=wd)
+sch = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs*len(train_loader))
+t0=time.time(); accs=[]
+for epoch in range(epochs):
+    net.train()
+    for xb, yb, _ in train_loader:
+        xb = augment(xb)
+        if mix:
+            lam = np.random.beta(mix, mix); perm = torch.randperm(len(xb)); xb = lam*xb + (1-lam)*xb[perm]
+            out = net(xb); loss = lam*criterion(out, yb) + (1-lam)*criterion(out, yb[perm])
+        else: loss = criterion(net(xb), yb)
+        opt.zero_grad(); loss.backward(); opt.step(); sch.step()
+    net.eval(); c=0
+    with torch.no_grad():
+        for xb, yb, _ in val_loader: c += (net(xb).argmax(1)==yb).sum().item()
+    accs.append(c/len(val_set))
+print(json.dumps(dict(device='cpu', threads=torch.get_num_threads(), args=args, final=accs[-1], best=max(accs), last5=accs[-5:], secs=round(time.time()-t0))), flush=True)
