@@ -620,11 +620,17 @@ def _ablated(o:Tensor, ks:Tensor, a:Tensor)->Tensor:
     rows[tuple(idx)] = 0
     return rows
 
-def _ablation_scores(p:Pass, m:nn.Module, x1:Tensor, ks:Tensor, a:Tensor, i:int, direct:bool)->Tensor:
+def _ablation_scores(p:Pass, m:nn.Module, x1:Tensor, ks:Tensor, a:Tensor, i:int, direct:bool, raw:dict)->Tensor:
     "Target scores of image `x1` (1, 3, H, W) with channel `ks[j]` of layer `m` ablated in row `j`; `direct`: the layers before `m` run once"
-    h = m.register_forward_hook(lambda mod, inp, out: _ablated(out, ks, a))
+    def ablate(mod, inp, out):
+        raw['out'] = out[:1]   # the layer's own output for this image: with `direct`, the next chunks skip computing it
+        return _ablated(out, ks, a)
+    if direct and 'out' in raw: m.forward, h = (lambda *args, **kwargs: _ablated(raw['out'], ks, a)), None   # `m` stands aside
+    else: h = m.register_forward_hook(ablate)
     try: out = p.scored(p.model(x1 if direct else x1.expand(len(ks), *x1.shape[1:])))
-    finally: h.remove()
+    finally:
+        if h is None: del m.forward
+        else: h.remove()
     if len(out)!=len(ks): raise InputError(f"{len(out)} outputs for {len(ks)} ablated copies")
     return wide(p.score(out, p.targets[i].expand(len(ks))))
 
@@ -641,12 +647,12 @@ def ablationcam(p:Pass,
     y = wide(p.score())
     n,c = a.shape[:2]
     chunks = torch.arange(-1, c, device=a.device).split(bs)   # -1: the un-ablated copy that checks the shortcut
-    direct = True
+    direct, raws = True, [{} for _ in range(n)]
     try:
-        first = _ablation_scores(p, m, p.x[:1], chunks[0], a, 0, True)
+        first = _ablation_scores(p, m, p.x[:1], chunks[0], a, 0, True, raws[0])
         direct = bool((first[0]-y[0]).abs() <= (1e-3 if a.dtype==p.x.dtype else 5e-2)*y[0].abs().clamp(min=1.))
     except (RuntimeError, InputError): direct = False
-    drop = torch.cat([y[i] - _ablation_scores(p, m, p.x[i:i+1], ks, a, i, direct) for i in pbar(range(n), progress, leave=False)
+    drop = torch.cat([y[i] - _ablation_scores(p, m, p.x[i:i+1], ks, a, i, direct, raws[i]) for i in pbar(range(n), progress, leave=False)
                       for ks in chunks]).view(n, c+1)[:,1:]
     w = drop/torch.where(y!=0, y, torch.ones_like(y))[:,None]
     return F.relu((w[...,None,None]*a).sum(1))
