@@ -2,7 +2,7 @@
 """Time fastcam's Score-CAM, Ablation-CAM, Eigen-CAM, XGrad-CAM, HiResCAM and integrated gradients against the peers that have
 them (pytorch-grad-cam, torchcam, captum), side by side in one run.
 
-Rows (one model: a fastai vision model with fastai's default head, random weights, trainable, eval mode, on --device; one ready
+Rows (one model: a fastai vision model with fastai's default head, random weights (--pretrained: ImageNet's), trainable, eval mode, on --device; one ready
 batch of --bs images; the same layer, --layer, default the body's output, and the same targets, the predicted classes):
   plain forward          `model(x)` under torch.no_grad()
   <method> fastcam       `scorecam(model, x, targets, layer=layer, bs=--inner-bs)`, ... (fastcam's plain functions)
@@ -48,6 +48,7 @@ p.set_defaults(_defaults={'bs': (16, 2), 'reps': (5, 3), 'warmup': (1, 1)}, size
 p.add_argument('--layer', default='0', help="layer name in model.named_modules() (default '0': the body's output)")
 p.add_argument('--methods', nargs='+', default=METHODS, choices=METHODS, help="methods to time (default: all)")
 p.add_argument('--inner-bs', type=int, default=64, help="masked or ablated images per forward pass, IG rows per pass (default 64)")
+p.add_argument('--pretrained', action='store_true', help="ImageNet weights (offline: efficientnet_lite0's) instead of random ones")
 p.add_argument('--steps', type=int, default=16, help="integrated gradients: points on the path (default 16)")
 a = device_defaults(p.parse_args())
 if a.size is None: a.size = 224 if a.device.type=='cuda' else 160
@@ -58,7 +59,7 @@ path = pets_images(a.data)
 files, skipped = pets_files(path, a.bs, a.seed)
 dls = pets_dls(path, size=a.size, bs=a.bs, seed=a.seed)
 dls.to(a.device)
-learn = pets_learner(dls, arch, pretrained=False)   # fastai's default head
+learn = pets_learner(dls, arch, pretrained=a.pretrained)   # fastai's default head
 model = learn.model.to(a.device).eval()
 for q in model.parameters(): q.requires_grad_(True)   # trainable, as users have it: pytorch-grad-cam takes no gradient of a frozen body
 mods = dict(model.named_modules())
@@ -67,7 +68,8 @@ layer = mods[a.layer]
 x = first(dls.test_dl(files, bs=len(files), num_workers=0))[0].to(a.device)
 with torch.no_grad(): targets = model(x).argmax(1)
 tlist = targets.tolist()
-with torch.no_grad(): channels = fm.activations(model, x[:1], layer).shape[1]
+with torch.no_grad(): acts = fm.activations(model, x, layer).flatten(2)
+channels, constant = acts.shape[1], (acts.amax(2)==acts.amin(2)).float().mean().item()   # Score-CAM: one shared pass for these
 
 def release(c):
     "pytorch-grad-cam 1.5.7's release() fails on the CPU (detach_ of a view): remove its hooks and empty its lists by hand"
@@ -120,7 +122,7 @@ for name in a.methods:
     if name=='integrated_gradients': fns['integrated_gradients captum'], labels['integrated_gradients captum'] = captum_call, "integrated_gradients captum"
 
 header("fastcam peers' methods benchmark", a, packages=('torch', 'torchvision', 'fastai', 'fastcam', 'grad-cam', 'torchcam', 'captum'),
-       layer=f"{a.layer!r} ({type(layer).__name__}, {channels} channels), targets: predicted classes; inner batch {a.inner_bs}, IG {a.steps} points",
+       layer=f"{a.layer!r} ({type(layer).__name__}, {channels} channels, {constant:.1%} of the batch's channel maps constant), targets: predicted classes; inner batch {a.inner_bs}, IG {a.steps} points",
        files=files_note(files, skipped, path, a.seed))
 times = interleaved_times(fns, a.reps, a.warmup, a.device)
 

@@ -89,7 +89,8 @@ def header(title:str, a:argparse.Namespace, packages=('torch', 'torchvision', 'f
     print(title)
     print(f"  device    {device_name(a.device)}")
     print(f"  packages  " + ', '.join(f"{p} {pkg_version(p)}" for p in packages))
-    print(f"  model     {a.arch}, random weights (seed {a.seed}, nothing downloaded)")
+    weights = "ImageNet weights (offline, from the package's files)" if getattr(a, 'pretrained', False) else f"random weights (seed {a.seed}, nothing downloaded)"
+    print(f"  model     {a.arch}, {weights}")
     print(f"  batch     {a.bs} images at {a.size}x{a.size} px")
     print(f"  timing    median of {a.reps} interleaved repetitions after {a.warmup} warm-up round(s)"
           + (", CUDA synchronised before every clock read" if a.device.type=='cuda' else ""))

@@ -97,7 +97,7 @@ def test_commands_exist_and_take_the_options_named():
         r = subprocess.run([c, '--help'], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
         helps[c] = r.stdout
-    helps['benchmarks'] = (root/'benchmarks'/'timing.py').read_text()   # the options the Speed section names: the benchmarks' common ones
+    helps['benchmarks'] = '\n'.join(f.read_text() for f in sorted((root/'benchmarks').glob('*.py')))   # the options the Speed section names
     helps['tools/lowest'] = (root/'tools'/'lowest').read_text()   # the uv options the paragraph on tools/lowest quotes
     others = {'--standalone', '--nproc_per_node', '--no-python', '--help'}   # torchrun's, and argparse's
     options = set(re.findall(r'(?<![\w-])(--[a-z][a-z_-]*)', readme)) - others
