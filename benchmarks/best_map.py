@@ -20,17 +20,19 @@ from fastcam.all import *
 from fastcam.methods import *
 from fastcam.localise import *
 from fastcam.learner import load_exported
+from fastcam.core import plain
 
 p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
 p.add_argument('--load-learners', required=True, help='the folder localise_report.py --save-learners wrote')
 p.add_argument('--models', default='frozen,finetuned', help='which learners: frozen, finetuned or both')
-p.add_argument('--only', default=None, help='evaluate these candidates only (comma-separated names)')
+p.add_argument('--only', default=None, help='evaluate these candidates only (comma-separated names); scorecam runs only when named here')
 p.add_argument('--size', type=int, default=224); p.add_argument('--bs', type=int, default=32)
 p.add_argument('--n', type=int, default=None, help='the first N images of each split only (default: all)')
 p.add_argument('--threads', type=int, default=2); p.add_argument('--seed', type=int, default=42)
 p.add_argument('--device', default=None, help='cuda, cpu... (default: cuda when available, else cpu)')
 p.add_argument('--data', default=None, help="Pets folder (default: fastai's untar_data(URLs.PETS))")
 p.add_argument('--margin', type=float, default=0.12); p.add_argument('--pointing', type=float, default=0.98)
+p.add_argument('--tolerance', type=int, default=0, help="pointing game: a hit within this many pixels of the pet (Zhang et al.: 15 in the original image)")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 device = torch.device(a.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
@@ -65,6 +67,7 @@ def candidates(learn):
     c[f'layercam last+{s16} + flip'] = lambda l,x,t=None: flip_average(multi_layer(l.layercam, [None, s16]))(x, t)
     c['gradcam_pp x2'] = upscaled(lambda l,x,t: l.gradcam_pp(x, t))
     if a.only: c = {k:v for k,v in c.items() if k in a.only.split(',')}
+    else: del c['scorecam']   # a forward pass per channel of the layer: only when --only names it
     return c
 
 def unit(m): m = m.clamp(min=0); return m/m.amax((-2,-1), keepdim=True).clamp(min=1e-12)
@@ -77,13 +80,13 @@ def scores(learn, cs, dl):
     for xb,gt,*_ in dl:
         masks, size = pet_mask(gt), xb.shape[-2:]
         res.setdefault('centre Gaussian', []).append(
-            (pointing_game(centre_maps(len(xb), size), masks).float(), energy_in_mask(centre_maps(len(xb), size), masks)))
+            (pointing_game(centre_maps(len(xb), size), masks, a.tolerance).float(), energy_in_mask(centre_maps(len(xb), size), masks)))
         for name,f in cs.items():
             t0 = time.perf_counter(); e = f(learn, xb)
             ms[name] = ms.get(name, 0) + (time.perf_counter()-t0)*1000
             for k,g in sharpen.items():
                 up = as_maps(g(plain(e.maps).detach().float().cpu()), size)
-                res.setdefault(name+k, []).append((pointing_game(up, masks).float(), energy_in_mask(up, masks)))
+                res.setdefault(name+k, []).append((pointing_game(up, masks, a.tolerance).float(), energy_in_mask(up, masks)))
     n = len(dl.dataset)
     t = pd.DataFrame({k: {'pointing': torch.cat([p for p,_ in v]).mean().item(), 'energy': torch.cat([e for _,e in v]).mean().item()}
                       for k,v in res.items()}).T
@@ -99,7 +102,8 @@ def load(name):
 print(f"Pets at {pets_root(a.data)}: choose on {len(files['valid'])} validation images (trainval's held-out part), confirm on "
       f"{len(files['test'])} test images; {a.size} px, on {device} "
       f"({torch.cuda.get_device_name(device) if device.type=='cuda' else str(a.threads)+' CPU threads'}), torch {torch.__version__}", flush=True)
-print("pet = trimap pet + boundary; energy = share of the map's positive mass in the pet (map resized bilinearly to the input); "
+print(f"pointing: the map's maximum (the middle of its top plateau) within {a.tolerance} px of the pet; "
+      "pet = trimap pet + boundary; energy = share of the map's positive mass in the pet (map resized bilinearly to the input); "
       "margin = energy - the centred Gaussian's (sigma 0.25) on the same images; ^2, ^3: the map (ReLU, divided by its max) "
       "squared, cubed; -20%: minus 20% of its max, ReLU; ms/img: the method's call (sharpening is free)", flush=True)
 pd.set_option('display.width', 200)

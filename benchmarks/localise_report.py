@@ -28,6 +28,7 @@ p.add_argument('--size', type=int, default=224); p.add_argument('--bs', type=int
 p.add_argument('--n', type=int, default=None, help='evaluate the first N test images only (default: all)')
 p.add_argument('--frac', type=float, default=0.2, help='box threshold, a fraction of each map\'s max (CAM paper: 0.2)')
 p.add_argument('--steps', type=int, default=8, help='deletion/insertion curve steps')
+p.add_argument('--tolerance', type=int, default=0, help='pointing game: a hit within this many pixels of the pet')
 p.add_argument('--curves-every', type=int, default=4, help='deletion/insertion on every k-th test image (0: none)')
 p.add_argument('--baseline', default='zeros', choices=['zeros', 'blur'], help='what deleted pixels become')
 p.add_argument('--no-finetune', action='store_true', help='skip the fine-tuned model (saves a few minutes)')
@@ -48,7 +49,7 @@ test = split['test'][:a.n] if a.n else split['test']
 set_seed(a.seed)
 dls = pets_split_dls(a.data, size=a.size, bs=a.bs, seed=a.seed, device=device)
 dl = pets_eval_dl(dls, test, bs=a.bs)
-kw = dict(frac=a.frac, curves_every=a.curves_every or None, steps=a.steps, baseline=a.baseline)
+kw = dict(frac=a.frac, tolerance=a.tolerance, curves_every=a.curves_every or None, steps=a.steps, baseline=a.baseline)
 
 def train(finetune):
     name = 'finetuned' if finetune else 'frozen'
@@ -102,6 +103,7 @@ pd.set_option('display.width', 200)
 curves = (f"deletion/insertion: AUC of the target probability over {a.steps} steps, '{a.baseline}' baseline, on every "
           f"{a.curves_every}th test image ({len(range(0, len(test), a.curves_every))} images)") if a.curves_every else "no deletion/insertion"
 print(f"\nLocalisation on the {len(test)} Pets test images, in the model's {a.size} px input frame; pet = trimap pet + boundary; "
+      f"pointing = the map's maximum within {a.tolerance} px of the pet; "
       f"boxes at {a.frac:.0%} of each map's max, largest component; CorLoc = share with IoU >= 0.5; {curves}; "
       f"ms/img = time of the method's call per image on {device}, after a warm-up call, synchronised; maps explain the predicted class.\n")
 print(table.to_string(float_format=lambda v: f"{v:.3f}"))

@@ -10,6 +10,7 @@ import time, warnings, zlib
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn, Tensor
+import torch.nn.functional as F
 from scipy import ndimage
 from functools import partial
 from fastcore.basics import store_attr, ifnone
@@ -21,9 +22,10 @@ from .show import show_cam, show_boxes, _figure, _done, _index
 from .pets import pet_mask
 
 # %% auto #0
-__all__ = ['as_maps', 'threshold_maps', 'components', 'map_boxes', 'mask_boxes', 'show_localisation', 'pointing_game', 'box_iou',
-           'corloc', 'energy_in_mask', 'deletion_insertion', 'curve_auc', 'confidence_change', 'average_drop',
-           'centre_maps', 'centre_baseline', 'RandomBaseline', 'LocaliseReport', 'localise_report']
+__all__ = ['as_maps', 'threshold_maps', 'components', 'map_boxes', 'mask_boxes', 'show_localisation', 'peak_points',
+           'pointing_game', 'box_iou', 'corloc', 'energy_in_mask', 'deletion_insertion', 'curve_auc',
+           'confidence_change', 'average_drop', 'centre_maps', 'centre_baseline', 'RandomBaseline', 'LocaliseReport',
+           'localise_report']
 
 # %% ../nbs/08_localise.ipynb #c5477a5c
 def as_maps(maps, size=None)->Tensor:
@@ -95,12 +97,29 @@ def show_localisation(expl:Explanation, i:int=0, gt=None, frac:float=0.2, ax=Non
     return show_boxes(None, box if gt is None else torch.cat([box, torch.as_tensor(gt).float().view(1,4)]), ax=ax)
 
 # %% ../nbs/08_localise.ipynb #c578dc22
-def pointing_game(maps, masks)->Tensor:
-    "Hit `(n,)` bool: the maximum of each map (resized to the masks) falls on its mask; a constant map misses"
+def peak_points(maps)->Tensor:
+    "Row and column `(n, 2)` of each map's maximum: of its pixels at the maximum (a plateau), the one nearest to their mean position"
+    m = plain(maps)
+    h,w = m.shape[-2:]
+    top = m.flatten(1) == m.flatten(1).amax(1, keepdim=True)
+    i = torch.arange(h*w, device=m.device)
+    rc = torch.stack([i//w, i%w], 1).to(m.dtype if m.is_floating_point() else torch.float32)   # (h*w, 2)
+    mid = (top[..., None]*rc).sum(1)/top.sum(1, keepdim=True)                                   # (n, 2): the tied pixels' mean
+    d = ((rc[None]-mid[:, None])**2).sum(-1).masked_fill(~top, float('inf'))
+    return rc[d.argmin(1)].long()
+
+def pointing_game(maps, masks, tolerance:int=0)->Tensor:
+    "Hit `(n,)` bool: the maximum of each map (resized to the masks, see `peak_points`) lies within `tolerance` pixels of its mask; a constant map misses"
+    tolerance = as_int(tolerance, 'tolerance', 0, 'a distance in pixels of the masks')
     masks = plain(masks).bool()
-    m = as_maps(maps, masks.shape[-2:]).flatten(1)
-    hit = masks.flatten(1).gather(1, m.argmax(1)[:,None])[:,0]
-    return hit & (m.amax(1) > m.amin(1))
+    m = as_maps(maps, masks.shape[-2:])
+    if tolerance:   # the masks grown by a disc of radius `tolerance`
+        r = torch.arange(-tolerance, tolerance+1, device=m.device, dtype=m.dtype)
+        disc = ((r[:, None]**2 + r**2) <= tolerance**2).to(m.dtype)
+        masks = F.conv2d(masks[:, None].to(m.dtype), disc[None, None], padding=tolerance)[:, 0] > 0.5
+    pt = peak_points(m)
+    hit = masks[torch.arange(len(m), device=m.device), pt[:, 0], pt[:, 1]]
+    return hit & (m.flatten(1).amax(1) > m.flatten(1).amin(1))
 
 def box_iou(a, b)->Tensor:
     "Intersection over union `(n,)` of boxes `a[i]` and `b[i]` `(n,4)`; 0 where either is missing (`nan`)"
@@ -271,12 +290,13 @@ def _summary(s:pd.DataFrame, iou_thresh)->dict:
             'deletion': s.deletion.mean(), 'insertion': s.insertion.mean(), 'avg drop': s['drop'].mean(), 'increase': s['increase'].mean(),
             'ms/img': s.ms.mean()}
 
-def localise_report(learn, methods:dict, dl, baselines:bool=True, frac:float=0.2, boundary:bool=True, iou_thresh:float=0.5,
+def localise_report(learn, methods:dict, dl, baselines:bool=True, frac:float=0.2, boundary:bool=True, iou_thresh:float=0.5, tolerance:int=0,
                     curves_every:int|None=1, steps:int=16, baseline='zeros', curve_bs:int=64, seed:int=0, progress:bool=True)->LocaliseReport:
     "Localisation and faithfulness scores of each of `methods` (name -> `f(learn, x)`) and the baselines over `dl`'s `(x, gt, y)` batches"
     curves_every, steps = as_int(curves_every, 'curves_every', 0, 'how often an image gets curves (every k-th; 0 or None: never)', none=True), \
                           as_int(steps, 'steps', 2, 'the number of intervals of each curve')
     curve_bs, seed = as_int(curve_bs, 'curve_bs', 1, 'a number of images per forward pass'), as_int(seed, 'seed', None, 'a random seed')
+    tolerance = as_int(tolerance, 'tolerance', 0, 'a distance in pixels of the masks')
     methods = {k: (partial(_named, f) if isinstance(f, str) else f) for k,f in dict(methods).items()}
     if baselines: methods.update({'centre Gaussian': centre_baseline, 'random': RandomBaseline(seed)})
     first = next(iter(dl), None)
@@ -310,7 +330,7 @@ def localise_report(learn, methods:dict, dl, baselines:bool=True, frac:float=0.2
             p,pm = confidence_change(learn.model, xb, up, plain(e.targets), baseline, curve_bs, e.act)
             rows[name].append(pd.DataFrame({
                 'item': [items[j] for j in idx.tolist()], 'target': plain(e.targets).tolist(), 'prob': plain(e.target_probs).tolist(),
-                'pointing': pointing_game(up, masks).float().tolist(), 'iou': box_iou(boxes, gtb).tolist(),
+                'pointing': pointing_game(up, masks, tolerance).float().tolist(), 'iou': box_iou(boxes, gtb).tolist(),
                 'energy': energy_in_mask(up, masks).tolist(), 'deletion': dels.tolist(), 'insertion': ins.tolist(),
                 'drop': average_drop(p, pm).tolist(), 'increase': (pm > p).float().tolist(), 'ms': ms,
                 **{c: boxes[:,j].tolist() for j,c in enumerate(['x0','y0','x1','y1'])}}, index=idx.tolist()))
@@ -320,4 +340,4 @@ def localise_report(learn, methods:dict, dl, baselines:bool=True, frac:float=0.2
     if not curves_every: table = table.drop(columns=['deletion','insertion'])
     table.index.name = f"{start} images, boxes at {frac:.0%} of max"
     return LocaliseReport(table, scores, learn, methods, dl, torch.cat(gt_boxes), frac,
-                          dict(frac=frac, boundary=boundary, iou_thresh=iou_thresh, curves_every=curves_every, steps=steps, baseline=baseline))
+                          dict(frac=frac, boundary=boundary, iou_thresh=iou_thresh, tolerance=tolerance, curves_every=curves_every, steps=steps, baseline=baseline))

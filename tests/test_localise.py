@@ -274,3 +274,22 @@ def test_pets_centre_baseline_is_measured(pets_report):
         hits.append(pointing_game(c, pet_mask(gt))); energy.append(energy_in_mask(c, pet_mask(gt)))
     assert math.isclose(rep.table.loc['centre Gaussian', 'pointing'], torch.cat(hits).float().mean().item(), abs_tol=1e-6)
     assert math.isclose(rep.table.loc['centre Gaussian', 'energy'], torch.cat(energy).mean().item(), abs_tol=1e-5)
+
+def test_peak_points_is_argmax_without_ties():
+    m = torch.rand(8, 13, 17, generator=torch.Generator().manual_seed(0))
+    am = m.flatten(1).argmax(1)
+    assert peak_points(m).tolist() == torch.stack([am // 17, am % 17], 1).tolist()
+
+@pytest.mark.parametrize('tol', [0, 1, 4, 9])
+def test_pointing_tolerance_against_distances(tol):
+    "A hit within `tolerance` pixels: the peak's Euclidean distance to the nearest mask pixel is at most `tolerance`"
+    g = torch.Generator().manual_seed(tol)
+    maps = torch.rand(32, 5, 5, generator=g)
+    masks = torch.zeros(32, 30, 30, dtype=torch.bool)
+    for i in range(32):
+        r, c = torch.randint(0, 18, (2,), generator=g).tolist(); masks[i, r:r+12, c:c+12] = True
+    pts = peak_points(as_maps(maps, (30, 30)))
+    got = pointing_game(maps, masks, tolerance=tol)
+    want = [((masks[i].nonzero().float() - pts[i].float())**2).sum(1).sqrt().min().item() <= tol for i in range(32)]
+    assert got.tolist() == want
+    assert 0 < sum(want) < 32, sum(want)   # hits and misses both: the check compares something
