@@ -10,7 +10,6 @@ import time, warnings, zlib
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from torch import nn, Tensor
-import torch.nn.functional as F
 from scipy import ndimage
 from functools import partial
 from fastcore.basics import store_attr, ifnone
@@ -99,27 +98,23 @@ def show_localisation(expl:Explanation, i:int=0, gt=None, frac:float=0.2, ax=Non
 # %% ../nbs/08_localise.ipynb #c578dc22
 def peak_points(maps)->Tensor:
     "Row and column `(n, 2)` of each map's maximum: of its pixels at the maximum (a plateau), the one nearest to their mean position"
-    m = plain(maps)
-    h,w = m.shape[-2:]
-    top = m.flatten(1) == m.flatten(1).amax(1, keepdim=True)
-    i = torch.arange(h*w, device=m.device)
-    rc = torch.stack([i//w, i%w], 1).to(m.dtype if m.is_floating_point() else torch.float32)   # (h*w, 2)
-    mid = (top[..., None]*rc).sum(1)/top.sum(1, keepdim=True)                                   # (n, 2): the tied pixels' mean
+    m = as_maps(maps)
+    top = (m == m.flatten(1).amax(1)[:, None, None]).flatten(1)                  # (n, h*w): the pixels at the maximum
+    i = torch.arange(top.shape[1], device=top.device)
+    rc = torch.stack([i // m.shape[-1], i % m.shape[-1]], 1)                     # (h*w, 2) integer positions
+    mid = (top[..., None]*rc).sum(1)/top.sum(1, keepdim=True)                    # (n, 2): the tied pixels' mean
     d = ((rc[None]-mid[:, None])**2).sum(-1).masked_fill(~top, float('inf'))
-    return rc[d.argmin(1)].long()
+    return rc[d.argmin(1)]
 
 def pointing_game(maps, masks, tolerance:int=0)->Tensor:
     "Hit `(n,)` bool: the maximum of each map (resized to the masks, see `peak_points`) lies within `tolerance` pixels of its mask; a constant map misses"
     tolerance = as_int(tolerance, 'tolerance', 0, 'a distance in pixels of the masks')
     masks = plain(masks).bool()
     m = as_maps(maps, masks.shape[-2:])
-    if tolerance:   # the masks grown by a disc of radius `tolerance`
-        r = torch.arange(-tolerance, tolerance+1, device=m.device, dtype=m.dtype)
-        disc = ((r[:, None]**2 + r**2) <= tolerance**2).to(m.dtype)
-        masks = F.conv2d(masks[:, None].to(m.dtype), disc[None, None], padding=tolerance)[:, 0] > 0.5
-    pt = peak_points(m)
-    hit = masks[torch.arange(len(m), device=m.device), pt[:, 0], pt[:, 1]]
-    return hit & (m.flatten(1).amax(1) > m.flatten(1).amin(1))
+    pt = peak_points(m).to(masks.device)
+    r, c = (torch.arange(s, device=masks.device) for s in masks.shape[-2:])
+    near = (r[:, None]-pt[:, 0, None, None])**2 + (c-pt[:, 1, None, None])**2 <= tolerance**2   # (n, h, w): the disc around each peak
+    return (masks & near).flatten(1).any(1) & (m.flatten(1).amax(1) > m.flatten(1).amin(1)).to(masks.device)
 
 def box_iou(a, b)->Tensor:
     "Intersection over union `(n,)` of boxes `a[i]` and `b[i]` `(n,4)`; 0 where either is missing (`nan`)"

@@ -293,3 +293,9 @@ def test_pointing_tolerance_against_distances(tol):
     want = [((masks[i].nonzero().float() - pts[i].float())**2).sum(1).sqrt().min().item() <= tol for i in range(32)]
     assert got.tolist() == want
     assert 0 < sum(want) < 32, sum(want)   # hits and misses both: the check compares something
+
+def test_peak_points_refuses_nan_and_reads_any_float():
+    m = torch.rand(2, 5, 5); m[0, 1, 1] = float('nan')
+    with pytest.raises(NotFiniteError): peak_points(m)
+    b = torch.zeros(1, 6, 6, dtype=torch.bfloat16); b[0, 4, 2] = 1
+    assert peak_points(b).tolist() == [[4, 2]] and peak_points(b.double()).tolist() == [[4, 2]]
