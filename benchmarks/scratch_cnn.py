@@ -8,7 +8,9 @@
 
 Options as key=value: size, epochs, lr, seed, width, res (0: the lecture's plain blocks, 1 or 2: residual blocks), zoom (the
 smallest crop's side), wd, mix (mixup's beta parameter, 0: none), bs, drop (Dropout2d before the last convolution), jitter
-(brightness), threads; probe=1 trains no network but fits a linear classifier on frozen ImageNet efficientnet-lite0
+(brightness), tta (1: validation averages each image's and its mirror image's probabilities), ema (the decay of an exponential
+moving average of the weights and BatchNorm buffers, validated instead of the weights; 0: none), cutmix (CutMix's beta parameter,
+0: none), threads; probe=1 trains no network but fits a linear classifier on frozen ImageNet efficientnet-lite0
 features of the same images and split (the accuracy that pretrained features give at that size). The data, split (a seeded random fifth), network, augmentation and loop are the lecture's (one-cycle
 AdamW, label smoothing 0.1); it prints one JSON line: the settings, the last and best epoch's validation accuracy, the last
 five epochs' and the seconds it took, on the CPU (its device and threads named)."""
@@ -20,6 +22,7 @@ args = dict(a.split('=') for a in sys.argv[1:])
 size=int(args.get('size',96)); epochs=int(args.get('epochs',24)); lr=float(args.get('lr',0.01)); seed=int(args.get('seed',42))
 width=int(args.get('width',32)); res=int(args.get('res',0)); zoom=float(args.get('zoom',0.75)); wd=float(args.get('wd',0.05))
 mix=float(args.get('mix',0)); bs=int(args.get('bs',32)); drop=float(args.get('drop',0)); jitter=float(args.get('jitter',0))
+tta=int(args.get('tta',0)); ema=float(args.get('ema',0)); cutmix=float(args.get('cutmix',0))
 torch.set_num_threads(int(args.get('threads',2)))
 from fastcam.pets import pets_path
 path = pets_path()/'images'
@@ -83,17 +86,28 @@ criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
 opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=wd)
 sch = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs*len(train_loader))
 t0=time.time(); accs=[]
+if ema: avg = torch.optim.swa_utils.AveragedModel(net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema), use_buffers=True)
 for epoch in range(epochs):
     net.train()
     for xb, yb, _ in train_loader:
         xb = augment(xb)
-        if mix:
+        if cutmix:
+            lam = np.random.beta(cutmix, cutmix); perm = torch.randperm(len(xb)); h = xb.shape[-1]; r = int(h*(1-lam)**0.5)
+            cy, cx = np.random.randint(h), np.random.randint(h); y0, y1, x0, x1 = max(cy-r//2,0), min(cy+r//2,h), max(cx-r//2,0), min(cx+r//2,h)
+            xb = xb.clone(); xb[..., y0:y1, x0:x1] = xb[perm][..., y0:y1, x0:x1]; lam = 1 - (y1-y0)*(x1-x0)/h**2
+            out = net(xb); loss = lam*criterion(out, yb) + (1-lam)*criterion(out, yb[perm])
+        elif mix:
             lam = np.random.beta(mix, mix); perm = torch.randperm(len(xb)); xb = lam*xb + (1-lam)*xb[perm]
             out = net(xb); loss = lam*criterion(out, yb) + (1-lam)*criterion(out, yb[perm])
         else: loss = criterion(net(xb), yb)
         opt.zero_grad(); loss.backward(); opt.step(); sch.step()
-    net.eval(); c=0
+        if ema: avg.update_parameters(net)
+    m = avg if ema else net
+    m.eval(); c=0
     with torch.no_grad():
-        for xb, yb, _ in val_loader: c += (net(xb).argmax(1)==yb).sum().item()
+        for xb, yb, _ in val_loader:
+            out = m(xb).softmax(1)
+            if tta: out = out + m(xb.flip(-1)).softmax(1)
+            c += (out.argmax(1)==yb).sum().item()
     accs.append(c/len(val_set))
 print(json.dumps(dict(device='cpu', threads=torch.get_num_threads(), args=args, final=accs[-1], best=max(accs), last5=accs[-5:], secs=round(time.time()-t0))), flush=True)

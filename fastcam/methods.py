@@ -26,7 +26,7 @@ __all__ = ['methods', 'relu_rules', 'activation_of', 'default_activation', 'scor
            'cam_layers', 'needs_gap_head', 'cam', 'layer_of', 'layer_acts', 'needs_positions', 'layer_grads', 'gradcam',
            'gradcam_pp', 'layercam', 'needs_relus', 'relu_rule', 'input_grads', 'saliency', 'smoothgrad',
            'guided_backprop', 'deconvnet', 'guided_gradcam', 'occlusion', 'xgradcam', 'hirescam', 'eigencam',
-           'scorecam', 'ablationcam', 'integrated_gradients', 'fuse_maps', 'multi_layer', 'flip_average',
+           'scorecam', 'ablationcam', 'integrated_gradients', 'fuse_maps', 'multi_layer', 'flip_average', 'sharpened',
            'attention_probs', 'needs_attention', 'rollout']
 
 # %% ../nbs/05_methods.ipynb #505a19bb
@@ -716,6 +716,24 @@ def flip_average(f:Callable)->Callable:
         m = f(e.x.flip(-1), e.targets, **kwargs)
         return e.replace(maps=(e.maps+m.maps.flip(-1))/2, method=f"{e.method} + flip", class_maps=None, grads=None)
     return _f
+
+# %% ../nbs/05_methods.ipynb #a0c5aa26
+def sharpened(e:Explanation, power:float=3.)->Explanation:
+    "`e` with each map's positive part divided by its maximum and raised to `power` (the peak kept at 1, the weak tails cut)"
+    if isinstance(power, (bool, np.bool_)) or not isinstance(power, (int, float, np.number)) or not math.isfinite(power) or power <= 0:
+        raise InputError(f"power is a positive number; got {power!r}")
+    m = e.maps.clamp(min=0)
+    m = m/m.amax((-2,-1), keepdim=True).clamp(min=torch.finfo(m.dtype).tiny)
+    return e.replace(maps=m**power, method=f"{e.method} ^{float(power):g}", class_maps=None, grads=None)
+
+@patch_to(Learner)
+def localise(self:Learner, items, targets=None, strides=(16, 8), power:float=3., **kwargs)->Explanation:
+    "LayerCAM of the last layer fused with LayerCAM of the last layers `strides` times smaller than the input, `sharpened` to `power`"
+    strides = [as_int(s, 'strides', 1, 'how many times smaller than the input a layer\'s maps are') for s in
+               (strides if is_listy(strides) else [strides])]
+    first = self.layercam(items, targets, **kwargs)
+    layers = [last_layer_at(self.model, first.x[:1], s) for s in strides]
+    return sharpened(fuse_maps([first] + [self.layercam(first.x, first.targets, layer=l, **kwargs) for l in layers]), power)
 
 # %% ../nbs/05_methods.ipynb #df9fe470
 def _attention_layers(vit:nn.Module)->list:

