@@ -7,7 +7,7 @@ Docs: https://fastcam.github.io/fastcam/methods.html.md"""
 # %% ../nbs/05_methods.ipynb #385ff897
 from __future__ import annotations
 from .core import *   # first: it filters fastai's import-time warning
-import inspect, math
+import inspect, math, numbers
 from contextlib import contextmanager, nullcontext, ExitStack
 from dataclasses import dataclass
 from typing import Callable
@@ -720,7 +720,7 @@ def flip_average(f:Callable)->Callable:
 # %% ../nbs/05_methods.ipynb #a0c5aa26
 def sharpened(e:Explanation, power:float=3.)->Explanation:
     "`e` with each map's positive part divided by its maximum and raised to `power` (the peak kept at 1, the weak tails cut)"
-    if isinstance(power, (bool, np.bool_)) or not isinstance(power, (int, float, np.number)) or not math.isfinite(power) or power <= 0:
+    if isinstance(power, (bool, np.bool_)) or not isinstance(power, numbers.Real) or not math.isfinite(power) or power <= 0:
         raise InputError(f"power is a positive number; got {power!r}")
     m = e.maps.clamp(min=0)
     m = m/m.amax((-2,-1), keepdim=True).clamp(min=torch.finfo(m.dtype).tiny)
@@ -731,6 +731,7 @@ def localise(self:Learner, items, targets=None, strides=(16, 8), power:float=3.,
     "LayerCAM of the last layer fused with LayerCAM of the last layers `strides` times smaller than the input, `sharpened` to `power`"
     strides = [as_int(s, 'strides', 1, 'how many times smaller than the input a layer\'s maps are') for s in
                (strides if is_listy(strides) else [strides])]
+    if 'layer' in kwargs: raise InputError("localise picks its layers from `strides`; for one layer's map call `learn.layercam(items, layer=...)`")
     first = self.layercam(items, targets, **kwargs)
     layers = [last_layer_at(self.model, first.x[:1], s) for s in strides]
     return sharpened(fuse_maps([first] + [self.layercam(first.x, first.targets, layer=l, **kwargs) for l in layers]), power)

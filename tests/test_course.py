@@ -5,7 +5,7 @@ file or option stops it with one line and exit code 2.
 
 `tools/test` builds the whole course once and passes its folder in FASTCAM_COURSE, so the browser checks every real handout
 without running the lectures again; without FASTCAM_COURSE this file builds a tiny course of its own."""
-import base64, json, os, re, subprocess
+import base64, json, os, re, subprocess, time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 import nbformat
@@ -221,9 +221,18 @@ def page_problems(driver, page:Path, r:dict)->list:
     bad += [f"{name}: console {e['level']}: {e['message'][:200]}" for e in driver.get_log('browser') if e['level'] == 'SEVERE']
     return bad
 
+def open_page(driver, page:Path, timeout:float=60):
+    "Open `page` and wait until the browser shows it fully parsed (on a loaded machine `get` can return before a large handout is)"
+    driver.get(page.as_uri())
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        here = unquote(driver.current_url.split('#')[0])   # reveal.js writes the slide into the fragment
+        if here == unquote(page.as_uri()) and driver.execute_script('return document.readyState') == 'complete': return
+        time.sleep(0.2)
+
 def check_page(driver, page:Path)->tuple:
     "Open `page` and return (what the page reports, the problems found)"
-    driver.get(page.as_uri())
+    open_page(driver, page)
     r = driver.execute_script(_page_js)
     name, bad = page.name, []
     if r['ready'] != 'complete' or not r['title'] or r['text'] < 100: bad.append(f"{name}: did not load ({r['ready']}, title {r['title']!r}, {r['text']} characters)")
@@ -252,7 +261,7 @@ def test_screenshot_of_lecture_1(browser, course):
     "A full-page screenshot of the first lecture's handout, kept in test-artifacts/ (CI uploads it)"
     from PIL import Image
     first = json.loads((course/'course.json').read_text())['lectures'][0]
-    browser.get((course/first['html']).as_uri())
+    open_page(browser, course/first["html"])
     size = browser.execute_cdp_cmd('Page.getLayoutMetrics', {})['cssContentSize']
     clip = dict(x=0, y=0, width=size['width'], height=min(size['height'], 15000), scale=1)
     shot = browser.execute_cdp_cmd('Page.captureScreenshot', {'format': 'png', 'captureBeyondViewport': True, 'clip': clip})
@@ -312,7 +321,7 @@ def test_slides_in_chromium(browser, courses):
         assert {str(course/l[k]) for l in m['lectures'] for k in ('slides', 'student')} <= linked, 'the index must link every deck and student notebook'
         for l in m['lectures']:
             deck = course/l['slides']
-            browser.get(deck.as_uri())
+            open_page(browser, deck)
             WebDriverWait(browser, 60).until(lambda d: d.execute_script("return typeof Reveal !== 'undefined' && Reveal.isReady()"))
             r = browser.execute_script(_page_js)
             bad += page_problems(browser, deck, r)
