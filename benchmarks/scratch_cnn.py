@@ -34,9 +34,8 @@ path = pets_path()/'images'
 breed = lambda f: f.name.rsplit('_', 1)[0]
 classes = ['Abyssinian', 'Bengal', 'american_bulldog']
 files = sorted(f for f in path.glob('*.jpg') if breed(f) in classes)
-def load(f):
-    img = Image.open(f).convert('RGB').resize((size, size), Image.BICUBIC)
-    return np.transpose(np.asarray(img), (2, 0, 1)) / 255
+def pixels(f, side): return np.transpose(np.asarray(Image.open(f).convert('RGB').resize((side, side), Image.BICUBIC)), (2, 0, 1))
+def load(f): return pixels(f, size) / 255
 x_all = torch.from_numpy(np.array([load(f) for f in files], dtype=np.float32))
 y_all = torch.tensor([classes.index(breed(f)) for f in files])
 torch.manual_seed(seed); random.seed(seed); np.random.seed(seed)
@@ -45,17 +44,21 @@ n_val = len(dataset)//5
 train_set, val_set = torch.utils.data.random_split(dataset, [len(dataset)-n_val, n_val], generator=torch.Generator().manual_seed(seed))
 train_loader = DataLoader(train_set, batch_size=bs, shuffle=True, generator=torch.Generator().manual_seed(seed))
 val_loader = DataLoader(val_set, batch_size=64)
-if int(args.get('probe', 0)):
+def imagenet_probe(x):
+    "A frozen ImageNet efficientnet-lite0 body (images in [0, 1] to pooled features) and a linear classifier fitted on its features of the training images of `x` (uint8 or [0, 1] floats): (body, classifier, validation accuracy)"
     from fastcam.learner import efficientnet_lite0, lite_stats
-    t0 = time.time(); body = efficientnet_lite0().eval()[:-2]   # up to the pooled, flattened features
+    net = efficientnet_lite0().eval()[:-2]   # up to the pooled, flattened features
     mean, std = (torch.tensor(s).view(1, 3, 1, 1) for s in lite_stats)
-    with torch.no_grad(): feats = torch.cat([body((x_all[i:i+64]-mean)/std) for i in range(0, len(x_all), 64)])
+    body = lambda xb: net((xb - mean)/std)
+    with torch.no_grad(): feats = torch.cat([body(x[i:i+64].float()/(255 if x.dtype==torch.uint8 else 1)) for i in range(0, len(x), 64)])
     tr, va = torch.tensor(train_set.indices), torch.tensor(val_set.indices)
     head = nn.Linear(feats.shape[1], len(classes)); o = torch.optim.LBFGS(head.parameters(), max_iter=200)
     def closure():
         o.zero_grad(); loss = F.cross_entropy(head(feats[tr]), y_all[tr]) + 1e-3*head.weight.pow(2).sum(); loss.backward(); return loss
-    o.step(closure)
-    acc = (head(feats[va]).argmax(1)==y_all[va]).float().mean().item()
+    o.step(closure); head.requires_grad_(False)
+    return body, head, (head(feats[va]).argmax(1)==y_all[va]).float().mean().item()
+if int(args.get('probe', 0)):
+    t0 = time.time(); _, _, acc = imagenet_probe(x_all)
     print(json.dumps(dict(device='cpu', threads=torch.get_num_threads(), args=args, probe=acc, secs=round(time.time()-t0))), flush=True)
     sys.exit()
 def conv(ni, nf, ks=3, stride=1): return [nn.Conv2d(ni, nf, ks, stride, padding=ks//2, bias=False), nn.BatchNorm2d(nf), nn.ReLU()]
@@ -82,26 +85,14 @@ def augment(x, zoom=(zoom, 1.0), degrees=10, big=None):
     flip = torch.where(torch.rand(n) < 0.5, -1., 1.); shift = (torch.rand(2, n)*2 - 1) * (1 - scale)
     cos, sin = torch.cos(angle)*scale, torch.sin(angle)*scale
     theta = torch.stack([torch.stack([cos*flip, -sin, shift[0]], 1), torch.stack([sin*flip, cos, shift[1]], 1)], 1)
-    out = F.grid_sample(x, F.affine_grid(theta, x.shape, align_corners=False), mode='bilinear', padding_mode='reflection', align_corners=False)
+    warp = lambda t: F.grid_sample(t, F.affine_grid(theta, t.shape, align_corners=False), mode='bilinear', padding_mode='reflection', align_corners=False)
+    out = warp(x)
     if jitter: out = (out * torch.empty(n,1,1,1).uniform_(1-jitter,1+jitter)).clamp(0,1)
-    if big is not None:   # the same view of the same images, sampled from their larger copies, for the teacher
-        return out, F.grid_sample(big, F.affine_grid(theta, big.shape, align_corners=False), mode='bilinear', padding_mode='reflection', align_corners=False)
-    return out
+    return out if big is None else (out, warp(big))   # big: the same view of the same images, from their larger copies, for the teacher
 if teach:
-    from fastcam.learner import efficientnet_lite0, lite_stats
     tt = time.time()
-    def load_big(f): return np.transpose(np.asarray(Image.open(f).convert('RGB').resize((tsize, tsize), Image.BICUBIC)), (2, 0, 1))
-    x_big = torch.from_numpy(np.array([load_big(f) for f in files]))
-    teacher = efficientnet_lite0().eval()[:-2]
-    tmean, tstd = (torch.tensor(s).view(1, 3, 1, 1) for s in lite_stats)
-    tbody = lambda x: teacher((x - tmean)/tstd)
-    with torch.no_grad(): tfeats = torch.cat([tbody(x_big[i:i+64].float()/255) for i in range(0, len(x_big), 64)])
-    tr = torch.tensor(train_set.indices); thead = nn.Linear(tfeats.shape[1], len(classes)); o = torch.optim.LBFGS(thead.parameters(), max_iter=200)
-    def closure():
-        o.zero_grad(); loss = F.cross_entropy(thead(tfeats[tr]), y_all[tr]) + 1e-3*thead.weight.pow(2).sum(); loss.backward(); return loss
-    o.step(closure); thead.requires_grad_(False)
-    va = torch.tensor(val_set.indices)
-    teacher_acc = (thead(tfeats[va]).argmax(1)==y_all[va]).float().mean().item(); teacher_secs = time.time()-tt
+    x_big = torch.from_numpy(np.array([pixels(f, tsize) for f in files]))   # uint8, to keep it small
+    tbody, thead, teacher_acc = imagenet_probe(x_big); teacher_secs = time.time()-tt
 torch.manual_seed(seed)
 net = CNN()
 criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
