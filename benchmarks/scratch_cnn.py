@@ -12,7 +12,7 @@
 
 Options as key=value: size, epochs, lr, seed, width, res (0: the lecture's plain blocks, 1 or 2: residual blocks), zoom (the
 smallest crop's side), prog (progressive resizing: the first pfrac of the epochs train on views of prog px, the rest on size
-px), pbn (1: "precise BN", BatchNorm's statistics recomputed on the clean training images before each validation), wd, mix
+px), opt (adamw, the lecture's, or sgd: Nesterov momentum 0.9), ta (1: TrivialAugment, one random photometric or geometric operation per image before the affine view), head (the number of feature maps the last convolution gives the pooling and the linear layer, 0: one per class, the lecture's), pbn (1: "precise BN", BatchNorm's statistics recomputed on the clean training images before each validation), wd, mix
 (mixup's beta parameter, 0: none), bs, drop (Dropout2d before the last convolution), jitter (brightness), tta (1: validation averages each image's and its mirror image's probabilities), ema (the decay of an exponential
 moving average of the weights and BatchNorm buffers, validated instead of the weights; 0: none), cutmix (CutMix's beta parameter,
 0: none), teach (knowledge distillation at this temperature, 0: none: the network learns the probabilities of a teacher, a
@@ -20,7 +20,7 @@ linear classifier on frozen ImageNet efficientnet-lite0 features fitted to the t
 augmented view of each image sampled from a tsize px copy; alpha weighs that loss against the labels' cross entropy), threads; probe=1 trains no network but fits a linear classifier on frozen ImageNet efficientnet-lite0
 features of the same images and split (the accuracy that pretrained features give at that size). The data, split (a seeded random fifth), network, augmentation and loop are the lecture's (one-cycle
 AdamW, label smoothing 0.1); it prints one JSON line: the settings, the last and best epoch's validation accuracy, the last
-five epochs' and the seconds it took, on the CPU (its device and threads named)."""
+five epochs', the side of the first and last epochs' training views (views) and the seconds it took, on the CPU (its device and threads named)."""
 import sys, time, random, numpy as np, torch, torch.nn as nn, torch.nn.functional as F, json
 from pathlib import Path
 from PIL import Image
@@ -30,7 +30,7 @@ size=int(args.get('size',96)); epochs=int(args.get('epochs',60)); lr=float(args.
 width=int(args.get('width',32)); res=int(args.get('res',0)); zoom=float(args.get('zoom',0.75)); wd=float(args.get('wd',0.05))
 mix=float(args.get('mix',0)); bs=int(args.get('bs',32)); drop=float(args.get('drop',0)); jitter=float(args.get('jitter',0))
 tta=int(args.get('tta',0)); ema=float(args.get('ema',0)); cutmix=float(args.get('cutmix',0))
-prog=int(args.get('prog',0)); pfrac=float(args.get('pfrac',0.5)); pbn=int(args.get('pbn',0))
+prog=int(args.get('prog',0)); pfrac=float(args.get('pfrac',0.5)); pbn=int(args.get('pbn',0)); head=int(args.get('head',0)); optim=args.get('opt','adamw'); ta=int(args.get('ta',0))
 teach=float(args.get('teach',0)); tsize=int(args.get('tsize',224)); alpha=float(args.get('alpha',1))
 torch.set_num_threads(int(args.get('threads',2)))
 from fastcam.pets import pets_path
@@ -77,21 +77,25 @@ class CNN(nn.Module):
         super().__init__()
         if res:
             self.features = nn.Sequential(*conv(3, w, 5, stride=2), Res(w,w), nn.MaxPool2d(2), Res(w,2*w), nn.MaxPool2d(2), Res(2*w,4*w),
-                *( [nn.MaxPool2d(2), Res(4*w,8*w)] if res>1 else []), nn.Dropout2d(drop), nn.Conv2d(4*w*(2 if res>1 else 1), n_classes, 3, padding=1))
+                *( [nn.MaxPool2d(2), Res(4*w,8*w)] if res>1 else []), nn.Dropout2d(drop), nn.Conv2d(4*w*(2 if res>1 else 1), head or n_classes, 3, padding=1))
         else:
             self.features = nn.Sequential(*conv(3, w, 5, stride=2), *conv(w, w), nn.MaxPool2d(2, 2), *conv(w, 2*w), *conv(2*w, 2*w), nn.MaxPool2d(2, 2),
-                *conv(2*w, 4*w), *conv(4*w, 4*w), nn.Dropout2d(drop), nn.Conv2d(4*w, n_classes, 3, padding=1))
-        self.avg_pool = nn.AdaptiveAvgPool2d(1); self.fc = nn.Linear(n_classes, n_classes)
+                *conv(2*w, 4*w), *conv(4*w, 4*w), nn.Dropout2d(drop), nn.Conv2d(4*w, head or n_classes, 3, padding=1))
+        self.avg_pool = nn.AdaptiveAvgPool2d(1); self.fc = nn.Linear(head or n_classes, n_classes)
     def forward(self, x): return self.fc(self.avg_pool(self.features(x)).flatten(1))
+from torchvision.transforms import v2
+trivial = v2.TrivialAugmentWide()
 def augment(x, zoom=(zoom, 1.0), degrees=10, big=None, side=None):
     n = len(x)
-    scale = torch.empty(n).uniform_(*zoom); angle = torch.empty(n).uniform_(-degrees, degrees) * np.pi/180
-    flip = torch.where(torch.rand(n) < 0.5, -1., 1.); shift = (torch.rand(2, n)*2 - 1) * (1 - scale)
+    kw = dict(device=x.device, dtype=x.dtype)   # the batch's device and dtype
+    scale = torch.empty(n, **kw).uniform_(*zoom); angle = torch.empty(n, **kw).uniform_(-degrees, degrees) * np.pi/180
+    flip = torch.where(torch.rand(n, **kw) < 0.5, -1., 1.); shift = (torch.rand(2, n, **kw)*2 - 1) * (1 - scale)
     cos, sin = torch.cos(angle)*scale, torch.sin(angle)*scale
     theta = torch.stack([torch.stack([cos*flip, -sin, shift[0]], 1), torch.stack([sin*flip, cos, shift[1]], 1)], 1)
     warp = lambda t: F.grid_sample(t, F.affine_grid(theta, (*t.shape[:2], side or t.shape[-2], side or t.shape[-1]), align_corners=False), mode='bilinear', padding_mode='reflection', align_corners=False)
+    if ta: x = torch.stack([trivial((t*255).round().to(torch.uint8)) for t in x]).to(x.dtype)/255   # TrivialAugment, one operation per image
     out = warp(x)
-    if jitter: out = (out * torch.empty(n,1,1,1).uniform_(1-jitter,1+jitter)).clamp(0,1)
+    if jitter: out = (out * torch.empty(n,1,1,1, **kw).uniform_(1-jitter,1+jitter)).clamp(0,1)
     return out if big is None else (out, warp(big))   # big: the same view of the same images, from their larger copies, for the teacher
 if teach:
     tt = time.time()
@@ -100,9 +104,10 @@ if teach:
 torch.manual_seed(seed)
 net = CNN()
 criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
-opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=wd)
+opt = (torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=wd) if optim=='sgd' else
+       torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=wd))
 sch = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs*len(train_loader))
-t0=time.time(); accs=[]
+t0=time.time(); accs=[]; sides={}   # sides: each epoch's training views' side
 if ema: avg = torch.optim.swa_utils.AveragedModel(net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema), use_buffers=True)
 for epoch in range(epochs):
     net.train()
@@ -122,7 +127,10 @@ for epoch in range(epochs):
         elif mix:
             xb = augment(xb); lam = np.random.beta(mix, mix); perm = torch.randperm(len(xb)); xb = lam*xb + (1-lam)*xb[perm]
             out = net(xb); loss = lam*criterion(out, yb) + (1-lam)*criterion(out, yb[perm])
-        else: loss = criterion(net(augment(xb, side=prog if epoch < pfrac*epochs else None)), yb)   # prog: progressive resizing
+        else:
+            xb = augment(xb, side=prog if epoch < pfrac*epochs else None)   # prog: progressive resizing
+            loss = criterion(net(xb), yb)
+        sides[epoch] = xb.shape[-1]
         opt.zero_grad(); loss.backward(); opt.step(); sch.step()
         if ema: avg.update_parameters(net)
     m = avg if ema else net
@@ -134,4 +142,4 @@ for epoch in range(epochs):
             if tta: out = out + m(xb.flip(-1)).softmax(1)
             c += (out.argmax(1)==yb).sum().item()
     accs.append(c/len(val_set))
-print(json.dumps(dict(device='cpu', threads=torch.get_num_threads(), args=args, **(dict(teacher=teacher_acc, teacher_secs=round(teacher_secs)) if teach else {}), final=accs[-1], best=max(accs), last5=accs[-5:], secs=round(time.time()-t0))), flush=True)
+print(json.dumps(dict(device='cpu', threads=torch.get_num_threads(), args=args, **(dict(teacher=teacher_acc, teacher_secs=round(teacher_secs)) if teach else {}), views=[sides[0], sides[epochs-1]], final=accs[-1], best=max(accs), last5=accs[-5:], secs=round(time.time()-t0))), flush=True)
