@@ -89,7 +89,7 @@ def augment(x, zoom=(zoom, 1.0), degrees=10, big=None, side=None):
     n = len(x)
     kw = dict(device=x.device, dtype=x.dtype)   # the batch's device and dtype
     scale = torch.empty(n, **kw).uniform_(*zoom); angle = torch.empty(n, **kw).uniform_(-degrees, degrees) * np.pi/180
-    flip = torch.where(torch.rand(n, **kw) < 0.5, -1., 1.); shift = (torch.rand(2, n, **kw)*2 - 1) * (1 - scale)
+    flip = 1 - 2*(torch.rand(n, **kw) < 0.5).to(x.dtype); shift = (torch.rand(2, n, **kw)*2 - 1) * (1 - scale)
     cos, sin = torch.cos(angle)*scale, torch.sin(angle)*scale
     theta = torch.stack([torch.stack([cos*flip, -sin, shift[0]], 1), torch.stack([sin*flip, cos, shift[1]], 1)], 1)
     warp = lambda t: F.grid_sample(t, F.affine_grid(theta, (*t.shape[:2], side or t.shape[-2], side or t.shape[-1]), align_corners=False), mode='bilinear', padding_mode='reflection', align_corners=False)
@@ -117,7 +117,7 @@ for epoch in range(epochs):
             with torch.no_grad(): pt = F.softmax(thead(tbody(xt))/teach, 1)
             out = net(xb)
             kd = F.kl_div(F.log_softmax(out/teach, 1), pt, reduction='batchmean') * teach**2
-            loss = alpha*kd + (1-alpha)*criterion(out, yb)   # teach ignores cutmix and mix
+            loss = alpha*kd + (1-alpha)*criterion(out, yb)   # teach ignores cutmix and mix; its teacher's view (big) is not TrivialAugmented
         elif cutmix:
             xb = augment(xb)
             lam = np.random.beta(cutmix, cutmix); perm = torch.randperm(len(xb)); h = xb.shape[-1]; r = int(h*(1-lam)**0.5)

@@ -1,11 +1,19 @@
 "Shared fixtures: a synthetic task whose answer is known, and a real Pets learner trained on the offline sample."
-import warnings
+import os, warnings
+# pytest-xdist runs one process per worker: each gets its share of the cores for PyTorch's threads (OpenMP), and the programs
+# the tests start inherit it. With every worker on all the cores, the threads oversubscribe them: tests/test_timm.py and
+# tests/test_gradcam.py with -n 2 on 2 cores took 350 s at 2 threads per worker, 127 s at 1 (December 2026, AMD EPYC).
+_workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT') or 1)
+if _workers > 1 and not os.environ.get('OMP_NUM_THREADS'):
+    os.environ['OMP_NUM_THREADS'] = str(max(1, len(os.sched_getaffinity(0)) // _workers))
 warnings.filterwarnings('ignore', category=FutureWarning)
 import pytest, torch
 import torch.nn.functional as F
 from fastai.vision.all import set_seed
 from fastcam.all import *
 from fastcam.testing import *
+
+if os.environ.get('OMP_NUM_THREADS', '').isdigit(): torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
 
 @pytest.fixture(scope='session')
 def synth(tmp_path_factory):
