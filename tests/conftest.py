@@ -4,8 +4,9 @@ import os, warnings
 # the tests start inherit it. With every worker on all the cores, the threads oversubscribe them: tests/test_timm.py and
 # tests/test_gradcam.py with -n 2 on 2 cores took 350 s at 2 threads per worker, 127 s at 1 (December 2026, AMD EPYC).
 _workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT') or 1)
-if _workers > 1 and not os.environ.get('OMP_NUM_THREADS'):
-    os.environ['OMP_NUM_THREADS'] = str(max(1, len(os.sched_getaffinity(0)) // _workers))
+_cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)   # macOS has no affinity
+_threads = max(1, _cores // _workers) if _workers > 1 and not os.environ.get('OMP_NUM_THREADS') else None   # a user's setting wins
+if _threads: os.environ['OMP_NUM_THREADS'] = str(_threads)
 warnings.filterwarnings('ignore', category=FutureWarning)
 import pytest, torch
 import torch.nn.functional as F
@@ -13,7 +14,7 @@ from fastai.vision.all import set_seed
 from fastcam.all import *
 from fastcam.testing import *
 
-if os.environ.get('OMP_NUM_THREADS', '').isdigit(): torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
+if _threads: torch.set_num_threads(_threads)   # also where torch was imported before this file
 
 @pytest.fixture(scope='session')
 def synth(tmp_path_factory):
